@@ -222,7 +222,9 @@ def calibrate_dpsgd_steps(
     while high <= limit and epsilon_of(high) <= target:
         low, high = high, 2 * high
     if high > limit:
-        return limit if epsilon_of(limit) <= target else _last_feasible(epsilon_of, low, limit, target)
+        if epsilon_of(limit) <= target:
+            return limit
+        high = limit
     return _last_feasible(epsilon_of, low, high, target)
 
 

@@ -134,7 +134,8 @@ def get_epsilon(
     Parameters
     ----------
     event : dp_accounting.DpEvent
-        The mechanism, e.g. ``SelfComposedDpEvent(PoissonSampledDpEvent(q, GaussianDpEvent(σ)), T)``.
+        The mechanism, e.g.
+        ``SelfComposedDpEvent(PoissonSampledDpEvent(q, GaussianDpEvent(σ)), T)``.
     delta : float
         Target δ in (0, 1).
     method : {"rdp", "pld"}
@@ -260,8 +261,9 @@ def sgd_event(
 
     Examples
     --------
-    >>> sgd_event(noise_multiplier=1.1, sample_rate=0.01, steps=3)
-    SelfComposedDpEvent(event=PoissonSampledDpEvent(sampling_probability=0.01, event=GaussianDpEvent(noise_multiplier=1.1)), count=3)
+    >>> event = sgd_event(noise_multiplier=1.1, sample_rate=0.01, steps=3)
+    >>> event.count, event.event.sampling_probability, event.event.event
+    (3, 0.01, GaussianDpEvent(noise_multiplier=1.1))
     """
     sigma = check_real("noise_multiplier", noise_multiplier, low=0, low_open=True)
     count = check_int("steps", steps, low=1)

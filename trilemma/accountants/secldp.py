@@ -186,9 +186,7 @@ class SecLDPAccountant(dp_accounting.PrivacyAccountant):
     10.2929
     """
 
-    def __init__(
-        self, *, colluders: Iterable[Hashable] = (), method: str = "rdp"
-    ) -> None:
+    def __init__(self, *, colluders: Iterable[Hashable] = (), method: str = "rdp") -> None:
         super().__init__(NeighboringRelation.REPLACE_ONE)
         self._method = check_choice("method", method, SECLDP_METHODS)
         self._colluders = tuple(colluders)
@@ -262,7 +260,7 @@ class SecLDPAccountant(dp_accounting.PrivacyAccountant):
         keys = np.round(np.log(table[:, honest].T), 11)
         unique, inverse = np.unique(keys, axis=0, return_inverse=True)
         values = np.empty(len(unique))
-        for k, row in enumerate(unique):
+        for k in range(len(unique)):
             node = honest[np.flatnonzero(inverse.ravel() == k)[0]]
             events = [
                 _node_event(event, table[r, node], count)
@@ -352,7 +350,12 @@ def secldp_epsilon(
     10.292886
     """
     event = SecLDPDpEvent(
-        graph, sigma, sigma_cor, clip, local_size=local_size, batch_size=batch_size,
+        graph,
+        sigma,
+        sigma_cor,
+        clip,
+        local_size=local_size,
+        batch_size=batch_size,
         sampling=sampling,
     )
     count = check_int("steps", steps, low=1)
@@ -468,7 +471,12 @@ def secldp_report(
     (7, True)
     """
     event = SecLDPDpEvent(
-        graph, sigma, sigma_cor, clip, local_size=local_size, batch_size=batch_size,
+        graph,
+        sigma,
+        sigma_cor,
+        clip,
+        local_size=local_size,
+        batch_size=batch_size,
         sampling=sampling,
     )
     count = check_int("steps", steps, low=1)
@@ -534,8 +542,16 @@ def calibrate_sigma_cor(
 
     def epsilon_of(sigma_cor: float) -> float:
         return secldp_epsilon(
-            topology, sigma=sigma, sigma_cor=sigma_cor, clip=clip, steps=steps, delta=delta,
-            colluders=colluders, method=method, local_size=local_size, batch_size=batch_size,
+            topology,
+            sigma=sigma,
+            sigma_cor=sigma_cor,
+            clip=clip,
+            steps=steps,
+            delta=delta,
+            colluders=colluders,
+            method=method,
+            local_size=local_size,
+            batch_size=batch_size,
             sampling=sampling,
         )
 
@@ -546,8 +562,9 @@ def calibrate_sigma_cor(
     probe = SecLDPDpEvent(topology, sigma, 0.0, clip, local_size, batch_size, sampling)
     honest = honest_positions(topology, colluders)
     smallest = min(len(nodes) for nodes in topology.induced(honest).components())
-    limit = _node_epsilon(probe, 1.0 / (smallest * sigma**2), check_int("steps", steps, low=1),
-                          delta, method)
+    limit = _node_epsilon(
+        probe, 1.0 / (smallest * sigma**2), check_int("steps", steps, low=1), delta, method
+    )
     if limit > target:
         raise ValueError(
             f"target_epsilon={target} is out of reach with sigma={sigma}: even sigma_cor → inf "
