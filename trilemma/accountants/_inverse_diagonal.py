@@ -32,7 +32,11 @@ def _bandwidth(matrix: sp.csr_array) -> int:
     return int(np.max(np.abs(coo.row - coo.col))) if coo.nnz else 0
 
 
-def _dense_inverse_diagonal(dense: np.ndarray) -> np.ndarray:
+def _dense_inverse_diagonal(matrix: sp.csr_array) -> np.ndarray:
+    # Fortran order lets LAPACK work in place (a C-ordered n×n array would be copied twice).
+    coo = matrix.tocoo()
+    dense = np.zeros(matrix.shape, order="F")
+    dense[coo.row, coo.col] = coo.data
     factor, info = sla.lapack.dpotrf(dense, lower=0, clean=1, overwrite_a=1)
     if info != 0:
         raise np.linalg.LinAlgError("matrix is not positive definite")
@@ -72,12 +76,12 @@ def _block_tridiagonal_inverse_diagonal(matrix: sp.csr_array, width: int) -> np.
 def _component_inverse_diagonal(matrix: sp.csr_array) -> np.ndarray:
     n = matrix.shape[0]
     if n <= 64:
-        return _dense_inverse_diagonal(matrix.toarray())
+        return _dense_inverse_diagonal(matrix)
     order = reverse_cuthill_mckee(sp.csr_matrix(matrix), symmetric_mode=True)
     permuted = sp.csr_array(matrix[order][:, order])
     width = max(_bandwidth(permuted), 1)
     if width > _BAND_FRACTION * n:
-        values = _dense_inverse_diagonal(matrix.toarray())
+        values = _dense_inverse_diagonal(matrix)
     else:
         values = np.empty(n)
         values[order] = _block_tridiagonal_inverse_diagonal(permuted, width)

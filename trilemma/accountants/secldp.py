@@ -359,6 +359,7 @@ def secldp_epsilon(
         sampling=sampling,
     )
     count = check_int("steps", steps, low=1)
+    check_real("delta", delta, low=0, high=1, low_open=True, high_open=True)
     accountant = SecLDPAccountant(colluders=colluders, method=method).compose(event, count)
     return accountant.get_epsilon(delta)
 
@@ -480,6 +481,7 @@ def secldp_report(
         sampling=sampling,
     )
     count = check_int("steps", steps, low=1)
+    check_real("delta", delta, low=0, high=1, low_open=True, high_open=True)
     colluders = tuple(colluders)
     accountant = SecLDPAccountant(colluders=colluders, method=method).compose(event, count)
     epsilon = accountant.node_epsilons(delta)
