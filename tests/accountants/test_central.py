@@ -159,7 +159,7 @@ def test_bad_types():
         dpsgd_epsilon(noise_multiplier=1.0, sample_rate=0.01, steps=10.5, delta=1e-5)
     with pytest.raises(TypeError, match="delta must be a real number"):
         dpsgd_epsilon(noise_multiplier=1.0, sample_rate=0.01, steps=10, delta="1e-5")
-    with pytest.raises(ValueError, match="epsilon=0.0 must lie in"):
+    with pytest.raises(ValueError, match=r"epsilon=0\.0 must lie in"):
         dpsgd_delta(noise_multiplier=1.0, sample_rate=0.01, steps=10, epsilon=0.0)
     assert np.isfinite(
         dpsgd_epsilon(

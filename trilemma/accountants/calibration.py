@@ -53,7 +53,7 @@ def calibrate_noise(
     delta: float,
     method: Method = "rdp",
     neighboring: Neighboring | None = None,
-    rtol: float = 1e-7,
+    rtol: float = 1e-6,
 ) -> float:
     """Smallest noise parameter x (up to ``rtol``) with ε(make_event(x)) ≤ target_epsilon.
 
@@ -73,7 +73,7 @@ def calibrate_noise(
     Returns
     -------
     float
-        x with ε(x) ≤ ε*, within ``rtol`` (relative) of the exact solution.
+        x with ε(x) ≤ ε*, within ``rtol`` (relative to the bracket) of the exact solution.
     """
     target = check_real("target_epsilon", target_epsilon, low=0, low_open=True)
     check_real("delta", delta, low=0, high=1, low_open=True, high_open=True)
@@ -93,9 +93,7 @@ def calibrate_noise(
         bracket_interval=dp_accounting.ExplicitBracketInterval(low, high),
         tol=rtol * low,
     )
-    # Brent's answer is already on the feasible side; this loop only guards rounding.
-    while epsilon_of(x) > target:
-        x *= 1.0 + rtol
+    # calibrate_dp_mechanism re-evaluates its root and returns a point with ε ≤ target.
     return float(x)
 
 

@@ -1,0 +1,244 @@
+"""The command line mirrors the API, prints tables or JSON, and exits 2 on bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from trilemma.cli import main
+
+
+def run_json(capsys, *argv):
+    assert main([*argv, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_dpsgd_json_matches_reference(capsys):
+    rows = run_json(
+        capsys,
+        "account",
+        "dpsgd",
+        "--sigma",
+        "1.1",
+        "--q",
+        "0.01",
+        "--steps",
+        "10000",
+        "--delta",
+        "1e-5",
+    )
+    values = {row["method"]: row["epsilon"] for row in rows}
+    assert abs(values["rdp"] - 5.632011) < 1e-6 and abs(values["pld"] - 5.192620) < 1e-6
+
+
+def test_gaussian_table(capsys):
+    assert (
+        main(["account", "gaussian", "--sigma", "1", "--delta", "1e-5", "--method", "analytic"])
+        == 0
+    )
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == [
+        "mechanism",
+        "method",
+        "noise_multiplier",
+        "compositions",
+        "delta",
+        "epsilon",
+    ]
+    assert out[2].split()[-1] == "4.37718"
+
+
+def test_secldp_with_colluders_and_bounds(capsys):
+    rows = run_json(
+        capsys,
+        "account",
+        "secldp",
+        "--graph",
+        "ring:16",
+        "--sigma",
+        "17.827",
+        "--sigma-cor",
+        "188",
+        "--steps",
+        "3500",
+        "--delta",
+        "1e-5",
+        "--colluders",
+        "0,8",
+        "--method",
+        "classic",
+    )
+    worst, *components = rows
+    alone = run_json(
+        capsys,
+        "account",
+        "secldp",
+        "--graph",
+        "ring:16",
+        "--sigma",
+        "17.827",
+        "--sigma-cor",
+        "188",
+        "--steps",
+        "3500",
+        "--delta",
+        "1e-5",
+        "--method",
+        "classic",
+    )[0]
+    assert abs(alone["epsilon_classic"] - 10.292885976685458) < 1e-9
+    assert worst["epsilon_classic"] > alone["epsilon_classic"]
+    assert [c["nodes"] for c in components] == [7, 7]  # 0 and 8 cut the ring in two paths
+    for component in components:
+        assert component["max_inv_var"] <= component["spectral_bound"]
+
+
+def test_per_node_rows(capsys):
+    rows = run_json(
+        capsys,
+        "account",
+        "secldp",
+        "--graph",
+        "path:4",
+        "--sigma",
+        "1",
+        "--sigma-cor",
+        "1",
+        "--steps",
+        "5",
+        "--delta",
+        "1e-5",
+        "--per-node",
+    )
+    assert [row["node"] for row in rows] == [0, 1, 2, 3]
+    # the ends of a path have the fewest secrets, so the largest inverse variance
+    assert rows[0]["inverse_variance"] > rows[1]["inverse_variance"]
+
+
+def test_calibrations(capsys):
+    sigma = run_json(
+        capsys,
+        "account",
+        "calibrate",
+        "dpsgd",
+        "--epsilon",
+        "3",
+        "--q",
+        "0.01",
+        "--steps",
+        "1000",
+        "--delta",
+        "1e-5",
+    )[0]["noise_multiplier"]
+    rows = run_json(
+        capsys,
+        "account",
+        "dpsgd",
+        "--sigma",
+        str(sigma),
+        "--q",
+        "0.01",
+        "--steps",
+        "1000",
+        "--delta",
+        "1e-5",
+        "--method",
+        "rdp",
+    )
+    assert 3.0 - 1e-3 <= rows[0]["epsilon"] <= 3.0
+    sigma_cor = run_json(
+        capsys,
+        "account",
+        "calibrate",
+        "secldp",
+        "--graph",
+        "ring:16",
+        "--epsilon",
+        "10.292886",
+        "--sigma",
+        "17.827",
+        "--steps",
+        "3500",
+        "--delta",
+        "1e-5",
+        "--method",
+        "classic",
+    )[0]["sigma_cor"]
+    assert abs(sigma_cor - 188.0) < 1e-3
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            [
+                "account",
+                "dpsgd",
+                "--sigma",
+                "-1",
+                "--q",
+                "0.01",
+                "--steps",
+                "10",
+                "--delta",
+                "1e-5",
+            ],
+            "noise_multiplier=-1.0 must lie in (0, inf)",
+        ),
+        (
+            ["account", "dpsgd", "--sigma", "1", "--q", "0.01", "--steps", "10", "--delta", "nan"],
+            "delta=nan must lie in (0, 1)",
+        ),
+        (
+            [
+                "account",
+                "secldp",
+                "--graph",
+                "ring:16",
+                "--sigma",
+                "1",
+                "--sigma-cor",
+                "1",
+                "--steps",
+                "10",
+                "--delta",
+                "1e-5",
+                "--colluders",
+                "99",
+            ],
+            "colluders contains 99",
+        ),
+        (
+            [
+                "account",
+                "secldp",
+                "--graph",
+                "moebius:3",
+                "--sigma",
+                "1",
+                "--sigma-cor",
+                "1",
+                "--steps",
+                "10",
+                "--delta",
+                "1e-5",
+            ],
+            "unknown graph spec 'moebius:3'",
+        ),
+    ],
+)
+def test_bad_input_exits_2_without_traceback(argv, message):
+    result = subprocess.run(
+        [sys.executable, "-m", "trilemma", *argv], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_calibration_argument_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["account", "calibrate", "dpsgd", "--epsilon", "1", "--delta", "1e-5"])
+    assert exit_info.value.code == 2
+    assert "needs --q, --steps" in capsys.readouterr().err
