@@ -24,8 +24,11 @@ from threadpoolctl import threadpool_limits
 
 __all__ = ["spd_inverse_diagonal"]
 
-# Block-tridiagonal work ≈ 6 n w², dense work ≈ (2/3) n³: switch where they meet.
+# Block-tridiagonal work ≈ 6 n w² flops plus a Python step per block, dense work ≈ (2/3) n³:
+# dense below _DENSE_MAX_NODES or when the band is wide; blocks never narrower than _MIN_BLOCK.
 _BAND_FRACTION = 0.3
+_DENSE_MAX_NODES = 768
+_MIN_BLOCK = 64
 
 
 def _bandwidth(matrix: sp.csr_array) -> int:
@@ -53,6 +56,7 @@ def _spd_inverse(block: np.ndarray) -> np.ndarray:
 
 
 def _block_tridiagonal_inverse_diagonal(matrix: sp.csr_array, width: int) -> np.ndarray:
+    """diag(A⁻¹) for A banded with half-bandwidth ≤ ``width`` (blocks of ``width`` rows)."""
     n = matrix.shape[0]
     starts = list(range(0, n, width))
     blocks = [slice(start, min(start + width, n)) for start in starts]
@@ -76,18 +80,18 @@ def _block_tridiagonal_inverse_diagonal(matrix: sp.csr_array, width: int) -> np.
 
 def _component_inverse_diagonal(matrix: sp.csr_array) -> np.ndarray:
     n = matrix.shape[0]
-    if n <= 64:
+    if n <= _DENSE_MAX_NODES:
         return _dense_inverse_diagonal(matrix)
     order = reverse_cuthill_mckee(sp.csr_matrix(matrix), symmetric_mode=True)
     permuted = sp.csr_array(matrix[order][:, order])
-    width = max(_bandwidth(permuted), 1)
+    width = _bandwidth(permuted)
     if width > _BAND_FRACTION * n:
         values = _dense_inverse_diagonal(matrix)
     else:
         values = np.empty(n)
         # Many small BLAS calls: threads cost more than they give (measured 3x on 2 cores).
         with threadpool_limits(limits=1, user_api="blas"):
-            values[order] = _block_tridiagonal_inverse_diagonal(permuted, width)
+            values[order] = _block_tridiagonal_inverse_diagonal(permuted, max(width, _MIN_BLOCK))
     return values
 
 

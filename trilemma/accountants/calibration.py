@@ -33,17 +33,17 @@ _MAX_DOUBLINGS = 60
 def _bracket_decreasing(epsilon_of: Callable[[float], float], target: float) -> tuple[float, float]:
     """Find 0 < low < high with ε(low) > target ≥ ε(high) for ε decreasing in its argument."""
     low, high = 0.5, 1.0
-    for _ in range(_MAX_DOUBLINGS):
-        if epsilon_of(high) <= target:
-            break
+    if epsilon_of(high) <= target:  # walk down: halve until infeasible
+        for _ in range(_MAX_DOUBLINGS):
+            if epsilon_of(low) > target:
+                return low, high
+            low, high = low / 2.0, low
+        raise ValueError(f"target_epsilon={target} is reached even with noise {low:g}")
+    for _ in range(_MAX_DOUBLINGS):  # walk up: double until feasible
         low, high = high, 2.0 * high
-    else:
-        raise ValueError(f"no noise level up to {high:g} reaches target_epsilon={target}")
-    for _ in range(_MAX_DOUBLINGS):
-        if epsilon_of(low) > target:
+        if epsilon_of(high) <= target:
             return low, high
-        low, high = low / 2.0, low
-    raise ValueError(f"target_epsilon={target} is reached even with noise {low:g}")
+    raise ValueError(f"no noise level up to {high:g} reaches target_epsilon={target}")
 
 
 def calibrate_noise(
