@@ -199,17 +199,19 @@ def calibrate_dpsgd_steps(
     target = check_real("target_epsilon", target_epsilon, low=0, low_open=True)
     limit = check_int("max_steps", max_steps, low=1)
 
-    def epsilon_of(steps: int) -> float:
-        event = sgd_event(
+    def make_event(steps: float) -> dp_event.DpEvent:
+        return sgd_event(
             noise_multiplier=noise_multiplier,
-            steps=steps,
+            steps=int(steps),
             sample_rate=sample_rate,
             dataset_size=dataset_size,
             batch_size=batch_size,
             sampling=sampling,
             neighboring=neighboring,
         )
-        return get_epsilon(event, delta=delta, method=method)
+
+    def epsilon_of(steps: int) -> float:
+        return get_epsilon(make_event(steps), delta=delta, method=method)
 
     if epsilon_of(1) > target:
         raise ValueError(
@@ -223,15 +225,17 @@ def calibrate_dpsgd_steps(
         if epsilon_of(limit) <= target:
             return limit
         high = limit
-    return _last_feasible(epsilon_of, low, high, target)
+    if high - low == 1:
+        return low
 
-
-def _last_feasible(epsilon_of: Callable[[int], float], low: int, high: int, target: float) -> int:
-    """Largest k in [low, high) with ε(k) ≤ target, given ε(low) ≤ target < ε(high)."""
-    while high - low > 1:
-        middle = (low + high) // 2
-        if epsilon_of(middle) <= target:
-            low = middle
-        else:
-            high = middle
-    return low
+    relation = default_neighboring(make_event(low))
+    steps = dp_accounting.calibrate_dp_mechanism(
+        lambda: make_accountant(method, neighboring=relation),
+        make_event,
+        target,
+        delta,
+        bracket_interval=dp_accounting.ExplicitBracketInterval(low, high),
+        discrete=True,
+    )
+    # dp-accounting returns a feasible count within 1 of the largest one.
+    return steps + 1 if steps + 1 < high and epsilon_of(steps + 1) <= target else steps
