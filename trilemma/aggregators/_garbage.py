@@ -1,0 +1,48 @@
+"""Byzantine garbage (NaN, ±inf, overflowing vectors) is data, never a reason to fail.
+
+Rules treat a row with a non-finite entry, or whose squared norm overflows, as a point at
+infinity: infinitely far from every other row, never averaged.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["garbage_rows", "pairwise_sq_distances", "zero_garbage"]
+
+
+def garbage_rows(x: torch.Tensor) -> torch.Tensor:
+    """Boolean ``(..., n)``: rows with a non-finite entry or an overflowing squared norm."""
+    squared = torch.linalg.vector_norm(x, dim=-1) ** 2
+    return ~torch.isfinite(squared)
+
+
+def zero_garbage(x: torch.Tensor, garbage: torch.Tensor) -> torch.Tensor:
+    """``x`` with garbage rows replaced by zeros (a copy only when there is garbage)."""
+    return torch.where(garbage.unsqueeze(-1), torch.zeros((), dtype=x.dtype, device=x.device), x)
+
+
+def pairwise_sq_distances(x: torch.Tensor, garbage: torch.Tensor) -> torch.Tensor:
+    """Squared distances ``(..., n, n)`` through one Gram matrix (a BLAS call).
+
+    Rows are first centred on the finite row of smallest norm, so that the expansion
+    ‖a‖² + ‖b‖² − 2⟨a, b⟩ does not cancel catastrophically when all rows share a large offset.
+    Garbage rows are at distance +inf from every other row and 0 from themselves.
+    """
+    clean = zero_garbage(x, garbage)
+    norms = torch.linalg.vector_norm(clean, dim=-1).masked_fill(garbage, torch.inf)
+    anchor = torch.gather(
+        clean,
+        -2,
+        norms.argmin(dim=-1, keepdim=True)
+        .unsqueeze(-1)
+        .expand(*clean.shape[:-2], 1, clean.shape[-1]),
+    )
+    centred = zero_garbage(clean - anchor, garbage)
+    gram = centred @ centred.mT
+    squared = torch.diagonal(gram, dim1=-2, dim2=-1)
+    distances = (squared.unsqueeze(-1) + squared.unsqueeze(-2) - 2.0 * gram).clamp_min(0.0)
+    far = garbage.unsqueeze(-1) | garbage.unsqueeze(-2)
+    distances = distances.masked_fill(far, torch.inf)
+    eye = torch.eye(x.shape[-2], dtype=torch.bool, device=x.device)
+    return distances.masked_fill(eye, 0.0)

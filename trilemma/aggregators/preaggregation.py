@@ -1,0 +1,136 @@
+"""Pre-aggregations: nearest-neighbour mixing (NNM), bucketing, adaptive (ARC) and static
+clipping. Compose them with a rule: ``NNM(f=2) >> CWTM(f=2)``."""
+
+from __future__ import annotations
+
+import torch
+
+from trilemma._validation import check_int, check_real
+from trilemma.aggregators._base import PreAggregator
+from trilemma.aggregators._garbage import garbage_rows, pairwise_sq_distances, zero_garbage
+
+__all__ = ["ARC", "NNM", "Bucketing", "Clipping"]
+
+
+class NNM(PreAggregator):
+    """Nearest-neighbour mixing (Allouah et al., AISTATS 2023, arXiv:2302.01772, Alg. 1): every
+    vector is replaced by the mean of its n − f nearest neighbours, itself included.
+    NNM ∘ F is (f, κ')-robust with κ' ≤ (8f/(n − f))(κ_F + 1) [their Thm. 1]. Garbage rows stay
+    garbage (NaN) so the rule that follows discards them.
+
+    Examples
+    --------
+    >>> import torch
+    >>> NNM(f=1)(torch.tensor([[0.0], [1.0], [2.0], [30.0]])).ravel()
+    tensor([ 1.,  1.,  1., 11.])
+    """
+
+    name = "nnm"
+
+    def _transform(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[-2]
+        garbage = garbage_rows(x)
+        distances = pairwise_sq_distances(x, garbage)
+        nearest = torch.topk(distances, n - self.f, dim=-1, largest=False).indices
+        mixing = torch.zeros(distances.shape, dtype=x.dtype, device=x.device)
+        mixing.scatter_(-1, nearest, 1.0 / (n - self.f))
+        mixed = mixing @ zero_garbage(x, garbage)
+        return mixed.masked_fill(garbage.unsqueeze(-1), torch.nan)
+
+
+class Bucketing(PreAggregator):
+    """Bucketing (Karimireddy, He, Jaggi, ICLR 2022, arXiv:2006.09365, Alg. 1): shuffle the n
+    vectors and average them in ⌈n/s⌉ buckets of size s (the last one holds the remainder).
+    The shuffle uses ``generator`` (one permutation per batch element).
+
+    Examples
+    --------
+    >>> import torch
+    >>> Bucketing(s=2, generator=torch.Generator().manual_seed(0))(torch.ones(5, 3)).shape
+    torch.Size([3, 3])
+    """
+
+    name = "bucketing"
+
+    def __init__(self, f: int = 0, *, s: int = 2, generator: torch.Generator | None = None):
+        super().__init__(f)
+        self.s = check_int("s", s, low=1)
+        self.generator = generator
+
+    def output_workers(self, n: int) -> int:
+        return -(-n // self.s)
+
+    def _transform(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[-2]
+        keys = torch.rand(x.shape[:-1], generator=self.generator, dtype=torch.float64)
+        order = torch.argsort(keys.to(x.device), dim=-1)
+        shuffled = torch.gather(x, -2, order.unsqueeze(-1).expand_as(x))
+        buckets = self.output_workers(n)
+        labels = torch.arange(n, device=x.device) // self.s
+        counts = torch.bincount(labels, minlength=buckets).to(x.dtype)
+        membership = torch.zeros(buckets, n, dtype=x.dtype, device=x.device)
+        membership[labels, torch.arange(n, device=x.device)] = 1.0
+        garbage = garbage_rows(shuffled)
+        sums = membership @ zero_garbage(shuffled, garbage)
+        spoiled = (membership @ garbage.to(x.dtype).unsqueeze(-1)) > 0
+        return (sums / counts.unsqueeze(-1)).masked_fill(spoiled, torch.nan)
+
+
+def _clip_rows(x: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+    """Scale rows of norm above ``threshold`` (broadcast over rows) down to it; garbage → 0."""
+    garbage = garbage_rows(x)
+    clean = zero_garbage(x, garbage)
+    norm = torch.linalg.vector_norm(clean, dim=-1)
+    factor = torch.clamp(threshold / norm.clamp_min(torch.finfo(x.dtype).tiny), max=1.0)
+    return clean * factor.masked_fill(garbage, 0.0).unsqueeze(-1)
+
+
+class Clipping(PreAggregator):
+    """Static clipping: x ← x · min(1, c/‖x‖). Rows with non-finite entries become 0.
+
+    Examples
+    --------
+    >>> import torch
+    >>> Clipping(c=1.0)(torch.tensor([[3.0, 4.0], [0.3, 0.4]]))
+    tensor([[0.6000, 0.8000],
+            [0.3000, 0.4000]])
+    """
+
+    name = "clip"
+
+    def __init__(self, f: int = 0, *, c: float = 2.0) -> None:
+        super().__init__(f)
+        self.c = check_real("c", c, low=0, low_open=True)
+
+    def min_workers(self) -> int:
+        return 1
+
+    def _transform(self, x: torch.Tensor) -> torch.Tensor:
+        return _clip_rows(x, torch.tensor(self.c, dtype=x.dtype, device=x.device))
+
+
+class ARC(PreAggregator):
+    """Adaptive robust clipping (Allouah et al., NeurIPS 2024, arXiv:2405.14432, Alg. 1):
+    with k = ⌊2f(n − f)/n⌋, the k vectors of largest norm are clipped to the (k + 1)-th largest
+    norm. Rows with non-finite entries count as the largest and become 0.
+
+    Examples
+    --------
+    >>> import torch
+    >>> ARC(f=1)(torch.tensor([[1.0], [2.0], [3.0], [40.0]])).ravel()  # k = ⌊2·1·3/4⌋ = 1
+    tensor([1., 2., 3., 3.])
+    """
+
+    name = "arc"
+
+    def _transform(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[-2]
+        k = (2 * self.f * (n - self.f)) // n
+        if k == 0:
+            return x
+        garbage = garbage_rows(x)
+        norm = torch.linalg.vector_norm(zero_garbage(x, garbage), dim=-1).masked_fill(
+            garbage, torch.inf
+        )
+        threshold = torch.topk(norm, k + 1, dim=-1).values[..., -1:]
+        return _clip_rows(x, threshold)
