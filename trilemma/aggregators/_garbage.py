@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["garbage_rows", "pairwise_sq_distances", "zero_garbage"]
+__all__ = ["anchored_gram", "garbage_rows", "pairwise_sq_distances", "zero_garbage"]
 
 
 def garbage_rows(x: torch.Tensor) -> torch.Tensor:
@@ -22,24 +22,26 @@ def zero_garbage(x: torch.Tensor, garbage: torch.Tensor) -> torch.Tensor:
     return torch.where(garbage.unsqueeze(-1), torch.zeros((), dtype=x.dtype, device=x.device), x)
 
 
-def pairwise_sq_distances(x: torch.Tensor, garbage: torch.Tensor) -> torch.Tensor:
-    """Squared distances ``(..., n, n)`` through one Gram matrix (a BLAS call).
+def anchored_gram(x: torch.Tensor, garbage: torch.Tensor) -> torch.Tensor:
+    """Gram matrix ``(..., n, n)`` of the rows centred on the finite row of smallest norm.
 
-    Rows are first centred on the finite row of smallest norm, so that the expansion
-    ‖a‖² + ‖b‖² − 2⟨a, b⟩ does not cancel catastrophically when all rows share a large offset.
-    Garbage rows are at distance +inf from every other row and 0 from themselves.
+    The anchor keeps honest entries at their own scale even when a Byzantine row is huge (a
+    centring on the mean would drown them), and it makes ‖a‖² + ‖b‖² − 2⟨a, b⟩ free of
+    catastrophic cancellation when all rows share a large offset. Garbage rows are zero.
     """
     clean = zero_garbage(x, garbage)
     norms = torch.linalg.vector_norm(clean, dim=-1).masked_fill(garbage, torch.inf)
-    anchor = torch.gather(
-        clean,
-        -2,
-        norms.argmin(dim=-1, keepdim=True)
-        .unsqueeze(-1)
-        .expand(*clean.shape[:-2], 1, clean.shape[-1]),
-    )
+    nearest = norms.argmin(dim=-1, keepdim=True).unsqueeze(-1)
+    anchor = torch.gather(clean, -2, nearest.expand(*clean.shape[:-2], 1, clean.shape[-1]))
     centred = zero_garbage(clean - anchor, garbage)
-    gram = centred @ centred.mT
+    return centred @ centred.mT
+
+
+def pairwise_sq_distances(x: torch.Tensor, garbage: torch.Tensor) -> torch.Tensor:
+    """Squared distances ``(..., n, n)`` through one Gram matrix (a BLAS call, see
+    :func:`anchored_gram`). Garbage rows are at distance +inf from every other row and 0 from
+    themselves."""
+    gram = anchored_gram(x, garbage)
     squared = torch.diagonal(gram, dim1=-2, dim2=-1)
     distances = (squared.unsqueeze(-1) + squared.unsqueeze(-2) - 2.0 * gram).clamp_min(0.0)
     far = garbage.unsqueeze(-1) | garbage.unsqueeze(-2)

@@ -157,7 +157,10 @@ class Bulyan(Aggregator):
             mask = ~(active.unsqueeze(-1) & active.unsqueeze(-2)) | eye
             within = distances.masked_fill(mask, torch.inf)
             scores = torch.topk(within, count, dim=-1, largest=False).values.sum(dim=-1)
-            scores = scores.masked_fill(~active, torch.inf)
+            # an active row always wins over an inactive one, even with an infinite score
+            scores = torch.where(
+                active, scores.nan_to_num(posinf=torch.finfo(x.dtype).max), torch.inf
+            )
             pick = scores.argmin(dim=-1)
             chosen.append(pick)
             active = active.scatter(-1, pick.unsqueeze(-1), False)

@@ -45,15 +45,17 @@ class GeometricMedian(Aggregator):
         n = x.shape[-2]
         z = sorted_reduce(x, mode="trimmed", lo=(n - 1) // 2, hi=n // 2 + 1)
         keep = (~garbage).to(x.dtype)
+        done = torch.zeros(z.shape[:-1], dtype=torch.bool, device=x.device)
         for iteration in range(self.max_iter):
             distance = torch.linalg.vector_norm(clean - z.unsqueeze(-2), dim=-1)
             weights = keep / distance.clamp_min(self.nu)
             update = (weights.unsqueeze(-2) @ clean).squeeze(-2) / weights.sum(-1, keepdim=True)
+            # converged batch elements are frozen, so a batch gives what a loop over it gives
             step = torch.linalg.vector_norm(update - z, dim=-1)
-            z = update
+            z = torch.where(done.unsqueeze(-1), z, update)
             if (iteration + 1) % _CHECK_EVERY == 0:
-                scale = 1.0 + torch.linalg.vector_norm(z, dim=-1)
-                if bool((step <= self.tol * scale).all()):
+                done = done | (step <= self.tol * (1.0 + torch.linalg.vector_norm(z, dim=-1)))
+                if bool(done.all()):
                     break
         return z
 

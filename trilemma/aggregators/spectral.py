@@ -11,7 +11,12 @@ from __future__ import annotations
 import torch
 
 from trilemma.aggregators._base import Aggregator
-from trilemma.aggregators._garbage import garbage_rows, pairwise_sq_distances, zero_garbage
+from trilemma.aggregators._garbage import (
+    anchored_gram,
+    garbage_rows,
+    pairwise_sq_distances,
+    zero_garbage,
+)
 from trilemma.aggregators._subsets import (
     chunk_size,
     gather_blocks,
@@ -112,15 +117,9 @@ class CAF(Aggregator):
         clean = zero_garbage(x, garbage)
         if self.f == 0:
             return clean.mean(dim=-2).masked_fill(garbage.any(-1, keepdim=True), torch.nan)
-        distances = pairwise_sq_distances(x, garbage)
-        finite_distances = distances.masked_fill(~torch.isfinite(distances), 0.0)
-        # Gram matrix of the vectors centred on an arbitrary point: G = −½ J D J.
-        gram = -0.5 * (
-            finite_distances
-            - finite_distances.mean(dim=-1, keepdim=True)
-            - finite_distances.mean(dim=-2, keepdim=True)
-            + finite_distances.mean(dim=(-2, -1), keepdim=True)
-        )
+        # any centring works below (it cancels in (I − 1pᵀ)G(I − p1ᵀ)); the anchored one keeps
+        # the honest entries exact once a huge row has been filtered out
+        gram = anchored_gram(x, garbage)
         weights = (~garbage).to(x.dtype)  # garbage rows start (and stay) at weight 0
         best_lambda = torch.full(weights.shape[:-1], torch.inf, dtype=x.dtype, device=x.device)
         best_weights = weights.clone()
