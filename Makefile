@@ -11,6 +11,8 @@ $(STAMP): pyproject.toml constraints/cpu.txt
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints/cpu.txt torch
 	$(PY) -m pip install --quiet -c constraints/cpu.txt -e '.[dev]'
+	# byzfl (cross-checks, benchmarks) without its dependencies: its torchvision pulls CUDA torch
+	$(PY) -m pip install --quiet --no-deps byzfl==0.0.11
 	touch $(STAMP)
 
 demo: $(STAMP)
