@@ -175,7 +175,8 @@ class Bulyan(Aggregator):
 class MoNNA(Aggregator):
     """MoNNA: the mean of the n − f nearest neighbours (itself included) of a trusted vector
     ``x[pivot]`` (Farhadkhani et al., ICML 2023, arXiv:2302.01772 companion; used for
-    decentralized learning where each honest node trusts its own vector).
+    decentralized learning where each honest node trusts its own vector). The pivot is trusted
+    by definition: garbage in other rows is handled, a garbage pivot is not.
 
     Examples
     --------

@@ -1,0 +1,136 @@
+"""Contract every registered attack satisfies: shapes, dtype/device, f = 0, batching, errors."""
+
+import numpy as np
+import pytest
+import torch
+
+from trilemma import attacks
+
+DETERMINISTIC = [name for name in attacks.available() if name != "gaussian"]
+CUDA = pytest.param(
+    "cuda",
+    marks=[
+        pytest.mark.gpu,
+        pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"),
+    ],
+)
+
+
+def _mean_rule(x):
+    return x.mean(dim=-2)
+
+
+def make(name):
+    """An instance of every registered attack, with the parameters it needs."""
+    if name.startswith("optimal"):
+        return attacks.get(name, rule=_mean_rule, candidates=[0.0, 0.5, 2.0])
+    if name == "gaussian":
+        return attacks.get(name, generator=torch.Generator().manual_seed(0))
+    return attacks.get(name)
+
+
+def _honest(shape, dtype=torch.float64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(shape, generator=g, dtype=torch.float64).to(dtype)
+
+
+def test_registry_lists_the_attacks_and_aliases():
+    assert set(attacks.available()) == {
+        "alie",
+        "foe",
+        "gaussian",
+        "huge",
+        "inf",
+        "ipm",
+        "mimic",
+        "nan",
+        "optimal_alie",
+        "optimal_foe",
+        "shift",
+        "sign_flipping",
+    }
+    assert list(attacks.available()) == sorted(attacks.available())
+    assert isinstance(attacks.get("ipm"), attacks.FOE)
+    assert attacks.get("foe", tau=0.3) == attacks.FOE(tau=0.3)
+    assert attacks.get("alie", z=1.0) is not attacks.get("alie", z=1.0)
+
+
+def test_registry_rejects_unknown_names():
+    with pytest.raises(ValueError, match=r"name='krum' is not valid; choose one of: 'alie'"):
+        attacks.get("krum")
+    with pytest.raises(TypeError):
+        attacks.get("foe", epsilon=0.1)
+
+
+@pytest.mark.parametrize("name", attacks.available())
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("device", ["cpu", CUDA])
+def test_shape_dtype_device(name, dtype, device):
+    honest = _honest((2, 3, 6, 4), dtype).to(device)
+    out = make(name)(honest, 3)
+    assert out.shape == (2, 3, 3, 4)
+    assert out.dtype == dtype
+    assert out.device == honest.device
+
+
+@pytest.mark.parametrize("name", attacks.available())
+def test_f_zero_gives_empty_vectors(name):
+    honest = _honest((5, 6, 4), torch.float32)
+    out = make(name)(honest, 0)
+    assert out.shape == (5, 0, 4)
+    assert out.dtype == torch.float32
+
+
+@pytest.mark.parametrize("name", DETERMINISTIC)
+def test_batched_equals_looped(name):
+    honest = _honest((3, 2, 7, 5))
+    attack = make(name)
+    batched = attack(honest, 2)
+    looped = torch.stack(
+        [torch.stack([attack(honest[i, j], 2) for j in range(2)]) for i in range(3)]
+    )
+    torch.testing.assert_close(batched, looped, rtol=1e-12, atol=0.0, equal_nan=True)
+
+
+@pytest.mark.parametrize("name", DETERMINISTIC)
+def test_numpy_input_and_no_aliasing(name):
+    array = _honest((6, 3)).numpy()
+    before = array.copy()
+    out = make(name)(array, 2)
+    assert isinstance(out, torch.Tensor)
+    assert out.dtype == torch.float64
+    expected = make(name)(torch.from_numpy(before), 2)
+    torch.testing.assert_close(out, expected, equal_nan=True)
+    out.fill_(7.0)  # writing into the result must not touch the honest input
+    np.testing.assert_array_equal(array, before)
+
+
+@pytest.mark.parametrize("name", attacks.available())
+def test_bad_inputs_name_the_argument(name):
+    attack = make(name)
+    honest = _honest((6, 3))
+    with pytest.raises(ValueError, match=r"f=-1 must be an integer in \[0, inf\)"):
+        attack(honest, -1)
+    with pytest.raises(TypeError, match="f must be an integer"):
+        attack(honest, 1.5)
+    with pytest.raises(ValueError, match=r"honest must have shape \(\.\.\., h, d\).*\(3,\)"):
+        attack(honest[0], 1)
+    with pytest.raises(TypeError, match="honest must have a floating dtype"):
+        attack(torch.ones(6, 3, dtype=torch.int64), 1)
+    with pytest.raises(ValueError, match="honest must hold h >= 1"):
+        attack(torch.ones(0, 3), 1)
+
+
+@pytest.mark.parametrize(
+    ("name", "param"),
+    [("foe", "tau"), ("alie", "z"), ("shift", "tau"), ("gaussian", "mean"), ("huge", "value")],
+)
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_parameters_are_rejected(name, param, value):
+    with pytest.raises(ValueError, match=f"{param}="):
+        attacks.get(name, **{param: value})
+
+
+def test_parameters_are_keyword_only():
+    with pytest.raises(TypeError):
+        attacks.FOE(0.5)

@@ -1,0 +1,49 @@
+"""Byzantine attacks: the vectors the f adversarial workers send, given the honest ones.
+
+Every attack is a callable object ``attack(honest, f)``: ``honest`` has shape ``(..., h, d)``
+(leading batch dimensions such as rounds × seeds are kept) and the result, shape
+``(..., f, d)``, has the dtype and device of ``honest``; ``f = 0`` gives ``(..., 0, d)``.
+Randomness only comes from an explicit ``torch.Generator``. Build attacks directly or by name:
+
+>>> import torch
+>>> from trilemma import attacks
+>>> honest = torch.tensor([[1.0, 2.0], [3.0, 6.0]])
+>>> attacks.get("sign_flipping")(honest, f=1)
+tensor([[-2., -4.]])
+
+Label flipping changes the data, not the vectors: the runner applies :func:`flip_labels`.
+"""
+
+from trilemma.attacks._base import Attack, Rule
+from trilemma.attacks.alie import ALIE, alie_z_max
+from trilemma.attacks.degenerate import HugeAttack, InfAttack, NaNAttack
+from trilemma.attacks.label_flipping import flip_labels
+from trilemma.attacks.mean_based import FOE, SignFlipping
+from trilemma.attacks.mimic import Mimic
+from trilemma.attacks.noise import GaussianAttack
+from trilemma.attacks.optimal import LineSearchResult, OptimalALIE, OptimalFOE, default_candidates
+from trilemma.attacks.registry import available, get
+from trilemma.attacks.shift import ShiftAttack, top_principal_direction
+
+__all__ = [
+    "ALIE",
+    "FOE",
+    "Attack",
+    "GaussianAttack",
+    "HugeAttack",
+    "InfAttack",
+    "LineSearchResult",
+    "Mimic",
+    "NaNAttack",
+    "OptimalALIE",
+    "OptimalFOE",
+    "Rule",
+    "ShiftAttack",
+    "SignFlipping",
+    "alie_z_max",
+    "available",
+    "default_candidates",
+    "flip_labels",
+    "get",
+    "top_principal_direction",
+]

@@ -1,0 +1,67 @@
+"""Label flipping: the Byzantine workers compute honest gradients on flipped labels.
+
+The gradients themselves need the model and the data, so they belong to the training runner
+(:mod:`trilemma.dgd`). This module provides the label map that runner applies to a Byzantine
+worker's batch before its forward/backward pass: y ↦ K − 1 − y.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from trilemma._validation import check_int
+
+__all__ = ["flip_labels"]
+
+
+def flip_labels(y: Any, num_classes: int, *, validate: bool = True) -> torch.Tensor:
+    """Map every class label y ∈ {0, …, K − 1} to K − 1 − y.
+
+    This is the hook the D-GD/D-SGD runner calls on a Byzantine worker's labels: the worker
+    then computes its gradient on ``(x, flip_labels(y, K))`` as an honest worker would.
+
+    Parameters
+    ----------
+    y : torch.Tensor or numpy.ndarray
+        Integer labels, any shape.
+    num_classes : int
+        Number of classes K ≥ 1.
+    validate : bool
+        Check that every label lies in [0, K − 1] (default True). The check reads one boolean
+        back from the device; pass False inside a hot loop once the data are known to be valid.
+
+    Returns
+    -------
+    torch.Tensor
+        K − 1 − y, same shape, dtype and device as ``y``.
+
+    Raises
+    ------
+    TypeError
+        If ``y`` is not an integer tensor (floating or bool).
+    ValueError
+        If ``num_classes < 1``, or (with ``validate``) a label lies outside [0, K − 1].
+
+    Examples
+    --------
+    >>> import torch
+    >>> flip_labels(torch.tensor([0, 1, 9, 3]), 10)
+    tensor([9, 8, 0, 6])
+
+    References
+    ----------
+    Allouah, Farhadkhani, Guerraoui, Gupta, Pinot, Stephan, "Fixing by Mixing: A Recipe for
+    Optimal Byzantine ML under Heterogeneity", AISTATS 2023, arXiv:2302.01772 (attack "LF").
+    """
+    labels = y if isinstance(y, torch.Tensor) else torch.as_tensor(y)
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(f"y must hold integer labels, got dtype {labels.dtype}")
+    k = check_int("num_classes", num_classes, low=1)
+    if validate and labels.numel() > 0:
+        bad = (labels < 0) | (labels >= k)
+        if bool(bad.any()):
+            first = int(labels[bad].flatten()[0])
+            raise ValueError(f"y contains label {first}; labels must lie in [0, {k - 1}]")
+    return (k - 1) - labels
