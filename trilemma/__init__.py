@@ -1,6 +1,7 @@
 """trilemma: private and Byzantine-robust distributed learning.
 
-Subpackages: :mod:`trilemma.accountants` (privacy accounting), :mod:`trilemma.bounds`
+Subpackages: :mod:`trilemma.accountants` (privacy accounting), :mod:`trilemma.aggregators`
+(robust aggregation), :mod:`trilemma.attacks` (Byzantine vectors), :mod:`trilemma.bounds`
 (closed-form theory).
 """
 
