@@ -11,6 +11,7 @@ from trilemma.aggregators.coordinatewise import CWTM, CWMed, Meamed, Mean
 from trilemma.aggregators.distance import MDA, Bulyan, Krum, MoNNA, MultiKrum, krum_scores
 from trilemma.aggregators.iterative import CenteredClipping, GeometricMedian
 from trilemma.aggregators.preaggregation import ARC, NNM, Bucketing, Clipping
+from trilemma.aggregators.robustness import empirical_kappa, empirical_spectral_kappa
 from trilemma.aggregators.spectral import CAF, SMEA, top_scatter_eigenvalue
 
 __all__ = [
@@ -36,6 +37,8 @@ __all__ = [
     "PreAggregator",
     "as_vectors",
     "available",
+    "empirical_kappa",
+    "empirical_spectral_kappa",
     "get",
     "krum_scores",
     "top_scatter_eigenvalue",

@@ -40,8 +40,9 @@ def krum_scores(distances: torch.Tensor, f: int, neighbours: Neighbours = "n-f-2
 
 class Krum(Aggregator):
     """Krum: the vector whose ``n − f − 2`` nearest neighbours are closest (sum of squared
-    distances); Blanchard et al., NeurIPS 2017 (arXiv:1703.02757). ``neighbours="n-f-1"``
-    selects the convention of byzfl. Ties go to the lowest index.
+    distances); Blanchard et al., NeurIPS 2017 (arXiv:1703.02757), which needs n ≥ 2f + 3.
+    ``neighbours="n-f-1"`` selects the convention of byzfl (2f < n). Ties go to the lowest
+    index.
 
     Examples
     --------
@@ -58,7 +59,11 @@ class Krum(Aggregator):
         self.neighbours = check_choice("neighbours", neighbours, ("n-f-2", "n-f-1"))
 
     def min_workers(self) -> int:
-        return max(2 * self.f + 1, self.f + (3 if self.neighbours == "n-f-2" else 2))
+        # Blanchard et al. assume n > 2f + 2; below it, f equal Byzantine vectors can win
+        # (counterexample n = 5, f = 2 in tests/aggregators/test_kappa_search.py).
+        if self.neighbours == "n-f-2":
+            return 2 * self.f + 3
+        return max(2 * self.f + 1, self.f + 2)
 
     def _aggregate(self, x: torch.Tensor) -> torch.Tensor:
         garbage = garbage_rows(x)
