@@ -265,8 +265,9 @@ def kappa(rule: str, *, n: ArrayLike, f: ArrayLike) -> np.ndarray:
       the row 4(n − 1)/(n − 2)² from n = 19 on (0.2497 > 0.2491).
     - ``krum`` with Blanchard et al.'s n − f − 2 neighbours (the default of
       :class:`trilemma.aggregators.Krum`) at n = 2f + 1, f ≥ 2: f equal Byzantine vectors
-      score 0 and win, so no finite κ holds. The searches (n ≤ 9) found no violation for
-      n ≥ 2f + 2, nor with ``neighbours="n-f-1"``.
+      score 0 and win, so no finite κ holds; the rule therefore enforces Blanchard et al.'s
+      n ≥ 2f + 3. The searches (n ≤ 9) found no violation for n ≥ 2f + 2, nor with
+      ``neighbours="n-f-1"``.
 
     Examples
     --------
