@@ -19,6 +19,8 @@ def garbage_rows(x: torch.Tensor) -> torch.Tensor:
 
 def zero_garbage(x: torch.Tensor, garbage: torch.Tensor) -> torch.Tensor:
     """``x`` with garbage rows replaced by zeros (a copy only when there is garbage)."""
+    if not bool(garbage.any()):  # one host sync; saves a full copy of x in the common case
+        return x
     return torch.where(garbage.unsqueeze(-1), torch.zeros((), dtype=x.dtype, device=x.device), x)
 
 
@@ -33,8 +35,10 @@ def anchored_gram(x: torch.Tensor, garbage: torch.Tensor) -> torch.Tensor:
     norms = torch.linalg.vector_norm(clean, dim=-1).masked_fill(garbage, torch.inf)
     nearest = norms.argmin(dim=-1, keepdim=True).unsqueeze(-1)
     anchor = torch.gather(clean, -2, nearest.expand(*clean.shape[:-2], 1, clean.shape[-1]))
-    centred = zero_garbage(clean - anchor, garbage)
-    return centred @ centred.mT
+    centred = clean - anchor
+    gram = centred @ centred.mT
+    far = garbage.unsqueeze(-1) | garbage.unsqueeze(-2)
+    return gram.masked_fill(far, 0.0) if bool(garbage.any()) else gram
 
 
 def pairwise_sq_distances(x: torch.Tensor, garbage: torch.Tensor) -> torch.Tensor:

@@ -22,9 +22,12 @@ Neighbours = Literal["n-f-2", "n-f-1"]
 
 
 def _mean_of_rows(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """Mean of ``x[..., rows, :]`` for index tensors ``rows`` of shape ``(..., m)``."""
-    index = rows.unsqueeze(-1).expand(*rows.shape, x.shape[-1])
-    return torch.gather(x, -2, index).mean(dim=-2)
+    """Mean of ``x[..., rows, :]`` for index tensors ``rows`` of shape ``(..., m)``, as one
+    weight-row product (no gathered copy). The chosen rows are never garbage, so garbage rows
+    are zeroed first (0 · NaN would poison the product)."""
+    weights = torch.zeros(x.shape[:-1], dtype=x.dtype, device=x.device)
+    weights.scatter_(-1, rows, 1.0 / rows.shape[-1])
+    return (weights.unsqueeze(-2) @ zero_garbage(x, garbage_rows(x))).squeeze(-2)
 
 
 def krum_scores(distances: torch.Tensor, f: int, neighbours: Neighbours = "n-f-2") -> torch.Tensor:
@@ -204,6 +207,8 @@ class MoNNA(Aggregator):
     def _aggregate(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[-2]
         garbage = garbage_rows(x)
-        row = pairwise_sq_distances(x, garbage)[..., self.pivot, :]
+        clean = zero_garbage(x, garbage)
+        row = torch.linalg.vector_norm(clean - clean[..., self.pivot : self.pivot + 1, :], dim=-1)
+        row = row.masked_fill(garbage, torch.inf)
         nearest = torch.topk(row, n - self.f, dim=-1, largest=False).indices
         return _mean_of_rows(x, nearest)

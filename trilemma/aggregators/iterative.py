@@ -19,7 +19,7 @@ class GeometricMedian(Aggregator):
     """Geometric median by smoothed Weiszfeld iterations (Pillutla, Kakade, Harchaoui, IEEE TSP
     2022, arXiv:1912.13445, Alg. 2): z ← Σ w_i x_i / Σ w_i with w_i = 1 / max(ν, ‖x_i − z‖),
     started at the coordinate-wise median and iterated until the step is below
-    ``tol`` · (1 + ‖z‖) or ``max_iter`` iterations. Garbage rows get weight 0.
+    max(``tol``, 8 ε_dtype) · (1 + ‖z‖) or ``max_iter`` iterations. Garbage rows get weight 0.
 
     Examples
     --------
@@ -45,6 +45,8 @@ class GeometricMedian(Aggregator):
         n = x.shape[-2]
         z = sorted_reduce(x, mode="trimmed", lo=(n - 1) // 2, hi=n // 2 + 1)
         keep = (~garbage).to(x.dtype)
+        # a relative step below a few ulps is rounding noise, not progress
+        tol = max(self.tol, 8.0 * torch.finfo(x.dtype).eps)
         done = torch.zeros(z.shape[:-1], dtype=torch.bool, device=x.device)
         for iteration in range(self.max_iter):
             distance = torch.linalg.vector_norm(clean - z.unsqueeze(-2), dim=-1)
@@ -54,7 +56,7 @@ class GeometricMedian(Aggregator):
             step = torch.linalg.vector_norm(update - z, dim=-1)
             z = torch.where(done.unsqueeze(-1), z, update)
             if (iteration + 1) % _CHECK_EVERY == 0:
-                done = done | (step <= self.tol * (1.0 + torch.linalg.vector_norm(z, dim=-1)))
+                done = done | (step <= tol * (1.0 + torch.linalg.vector_norm(z, dim=-1)))
                 if bool(done.all()):
                     break
         return z
