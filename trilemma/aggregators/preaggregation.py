@@ -76,13 +76,22 @@ class Bucketing(PreAggregator):
         return (sums / counts.unsqueeze(-1)).masked_fill(spoiled, torch.nan)
 
 
-def _clip_rows(x: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+def _row_norms(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row norms (garbage rows: +inf) and the garbage mask, from one pass over ``x``."""
+    norm = torch.linalg.vector_norm(x, dim=-1)
+    garbage = ~torch.isfinite(norm * norm)
+    return norm.masked_fill(garbage, torch.inf), garbage
+
+
+def _clip_rows(
+    x: torch.Tensor, threshold: torch.Tensor, norm: torch.Tensor, garbage: torch.Tensor
+) -> torch.Tensor:
     """Scale rows of norm above ``threshold`` (broadcast over rows) down to it; garbage → 0."""
-    garbage = garbage_rows(x)
-    clean = zero_garbage(x, garbage)
-    norm = torch.linalg.vector_norm(clean, dim=-1)
     factor = torch.clamp(threshold / norm.clamp_min(torch.finfo(x.dtype).tiny), max=1.0)
-    return clean * factor.masked_fill(garbage, 0.0).unsqueeze(-1)
+    clipped = x * factor.unsqueeze(-1)
+    if bool(garbage.any()):  # inf · 0 is NaN: zero those rows explicitly
+        clipped = clipped.masked_fill(garbage.unsqueeze(-1), 0.0)
+    return clipped
 
 
 class Clipping(PreAggregator):
@@ -106,7 +115,8 @@ class Clipping(PreAggregator):
         return 1
 
     def _transform(self, x: torch.Tensor) -> torch.Tensor:
-        return _clip_rows(x, torch.tensor(self.c, dtype=x.dtype, device=x.device))
+        norm, garbage = _row_norms(x)
+        return _clip_rows(x, torch.tensor(self.c, dtype=x.dtype, device=x.device), norm, garbage)
 
 
 class ARC(PreAggregator):
@@ -128,9 +138,6 @@ class ARC(PreAggregator):
         k = (2 * self.f * (n - self.f)) // n
         if k == 0:
             return x
-        garbage = garbage_rows(x)
-        norm = torch.linalg.vector_norm(zero_garbage(x, garbage), dim=-1).masked_fill(
-            garbage, torch.inf
-        )
+        norm, garbage = _row_norms(x)
         threshold = torch.topk(norm, k + 1, dim=-1).values[..., -1:]
-        return _clip_rows(x, threshold)
+        return _clip_rows(x, threshold, norm, garbage)
