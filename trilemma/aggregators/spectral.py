@@ -127,7 +127,7 @@ class CAF(Aggregator):
         for _ in range(n):
             total = weights.sum(dim=-1, keepdim=True)
             running = total.squeeze(-1) > target
-            p = weights / total
+            p = weights / total.clamp_min(torch.finfo(x.dtype).tiny)
             # centred Gram with the weighted mean: (I − 1pᵀ) G (I − p1ᵀ)
             gp = gram @ p.unsqueeze(-1)
             centred = gram - gp - gp.mT + (p.unsqueeze(-2) @ gp)
