@@ -64,16 +64,18 @@ class Bucketing(PreAggregator):
         n = x.shape[-2]
         keys = torch.rand(x.shape[:-1], generator=self.generator, dtype=torch.float64)
         order = torch.argsort(keys.to(x.device), dim=-1)
-        shuffled = torch.gather(x, -2, order.unsqueeze(-1).expand_as(x))
         buckets = self.output_workers(n)
-        labels = torch.arange(n, device=x.device) // self.s
-        counts = torch.bincount(labels, minlength=buckets).to(x.dtype)
-        membership = torch.zeros(buckets, n, dtype=x.dtype, device=x.device)
-        membership[labels, torch.arange(n, device=x.device)] = 1.0
-        garbage = garbage_rows(shuffled)
-        sums = membership @ zero_garbage(shuffled, garbage)
+        # bucket of each worker: position j of the shuffle goes to bucket j // s; the
+        # membership matrix then averages without a shuffled copy of x
+        labels = (torch.arange(n, device=x.device) // self.s).expand_as(order)
+        bucket_of = torch.empty_like(order).scatter_(-1, order, labels)
+        ids = torch.arange(buckets, device=x.device).unsqueeze(-1)
+        membership = (bucket_of.unsqueeze(-2) == ids).to(x.dtype)
+        counts = membership.sum(dim=-1, keepdim=True)
+        garbage = garbage_rows(x)
+        sums = membership @ zero_garbage(x, garbage)
         spoiled = (membership @ garbage.to(x.dtype).unsqueeze(-1)) > 0
-        return (sums / counts.unsqueeze(-1)).masked_fill(spoiled, torch.nan)
+        return (sums / counts).masked_fill(spoiled, torch.nan)
 
 
 def _row_norms(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
