@@ -49,7 +49,7 @@ def anchored_gram(x: torch.Tensor, garbage: torch.Tensor) -> torch.Tensor:
 
 
 def pairwise_sq_distances(x: torch.Tensor, garbage: torch.Tensor) -> torch.Tensor:
-    """Squared distances ``(..., n, n)`` through one Gram matrix (a BLAS call, see
+    """Squared distances ``(..., n, n)`` through one Gram matrix (blocked BLAS calls, see
     :func:`anchored_gram`). Garbage rows are at distance +inf from every other row and 0 from
     themselves."""
     gram = anchored_gram(x, garbage)
