@@ -8,6 +8,8 @@ at the boundary and answered with torch tensors.
 
 from __future__ import annotations
 
+import abc
+
 import numpy as np
 import torch
 
@@ -52,7 +54,7 @@ class _Composable:
         raise TypeError(f"cannot compose with {type(other).__name__}")
 
 
-class Aggregator(_Composable):
+class Aggregator(_Composable, abc.ABC):
     """An aggregation rule for ``f`` Byzantine workers among ``n``.
 
     Subclasses implement :meth:`_aggregate` on a validated tensor and may override
@@ -84,14 +86,15 @@ class Aggregator(_Composable):
         self.check_workers(vectors.shape[-2])
         return self._aggregate(vectors)
 
+    @abc.abstractmethod
     def _aggregate(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """The rule on a validated ``(..., n, d)`` tensor."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(f={self.f})"
 
 
-class PreAggregator(_Composable):
+class PreAggregator(_Composable, abc.ABC):
     """A pre-aggregation ``(..., n, d) → (..., m, d)`` applied before a rule."""
 
     name: str = "preaggregator"
@@ -116,8 +119,9 @@ class PreAggregator(_Composable):
             )
         return self._transform(vectors)
 
+    @abc.abstractmethod
     def _transform(self, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """The pre-aggregation on a validated ``(..., n, d)`` tensor."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(f={self.f})"

@@ -9,6 +9,7 @@ floating tensor and ``f ≥ 1``.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
 from typing import Any
 
@@ -52,7 +53,7 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.promote_types(dtype, torch.float32)
 
 
-class Attack:
+class Attack(abc.ABC):
     """Base class of the attacks: ``attack(honest, f)`` returns the f Byzantine vectors.
 
     Parameters of an attack are set at construction; calling it checks the input (floating
@@ -90,5 +91,6 @@ class Attack:
             return x.new_empty((*x.shape[:-2], 0, x.shape[-1]))
         return self._forward(x, f)
 
+    @abc.abstractmethod
     def _forward(self, honest: torch.Tensor, f: int) -> torch.Tensor:
-        raise NotImplementedError
+        """The f Byzantine vectors for validated honest vectors and f ≥ 1."""

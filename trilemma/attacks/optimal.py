@@ -12,6 +12,7 @@ evaluations); a fixed grid evaluated in one batched call is used here instead.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,8 +102,9 @@ class _LineSearchAttack(Attack):
             raise TypeError(f"rule must be callable, got {type(self.rule).__name__}")
         object.__setattr__(self, "candidates", _as_candidates(self.candidates))
 
+    @abc.abstractmethod
     def _ray(self, honest: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
+        """(base, direction) of the attack line: candidate τ sends base + τ·direction."""
 
     def search(self, honest: Any, f: int) -> LineSearchResult:
         """Evaluate every candidate τ in one batched call of the rule and keep the best.
