@@ -21,13 +21,13 @@ __all__ = ["MDA", "Bulyan", "Krum", "MoNNA", "MultiKrum", "krum_scores"]
 Neighbours = Literal["n-f-2", "n-f-1"]
 
 
-def _mean_of_rows(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+def _mean_of_rows(x: torch.Tensor, rows: torch.Tensor, garbage: torch.Tensor) -> torch.Tensor:
     """Mean of ``x[..., rows, :]`` for index tensors ``rows`` of shape ``(..., m)``, as one
     weight-row product (no gathered copy). The chosen rows are never garbage, so garbage rows
     are zeroed first (0 · NaN would poison the product)."""
     weights = torch.zeros(x.shape[:-1], dtype=x.dtype, device=x.device)
     weights.scatter_(-1, rows, 1.0 / rows.shape[-1])
-    return (weights.unsqueeze(-2) @ zero_garbage(x, garbage_rows(x))).squeeze(-2)
+    return (weights.unsqueeze(-2) @ zero_garbage(x, garbage)).squeeze(-2)
 
 
 def krum_scores(distances: torch.Tensor, f: int, neighbours: Neighbours = "n-f-2") -> torch.Tensor:
@@ -71,7 +71,7 @@ class Krum(Aggregator):
     def _aggregate(self, x: torch.Tensor) -> torch.Tensor:
         garbage = garbage_rows(x)
         scores = krum_scores(pairwise_sq_distances(x, garbage), self.f, self.neighbours)
-        return _mean_of_rows(x, scores.argmin(dim=-1, keepdim=True))
+        return _mean_of_rows(x, scores.argmin(dim=-1, keepdim=True), garbage)
 
 
 class MultiKrum(Krum):
@@ -105,7 +105,7 @@ class MultiKrum(Krum):
         garbage = garbage_rows(x)
         scores = krum_scores(pairwise_sq_distances(x, garbage), self.f, self.neighbours)
         chosen = torch.topk(scores, m, dim=-1, largest=False).indices
-        return _mean_of_rows(x, chosen)
+        return _mean_of_rows(x, chosen, garbage)
 
 
 class MDA(Aggregator):
@@ -129,7 +129,7 @@ class MDA(Aggregator):
         distances = pairwise_sq_distances(x, garbage)
         all_subsets = subsets(n, n - self.f, x.device)
         best = subset_diameters(distances, all_subsets).argmin(dim=-1)
-        return _mean_of_rows(x, all_subsets[best])
+        return _mean_of_rows(x, all_subsets[best], garbage)
 
 
 class Bulyan(Aggregator):
@@ -211,4 +211,4 @@ class MoNNA(Aggregator):
         row = torch.linalg.vector_norm(clean - clean[..., self.pivot : self.pivot + 1, :], dim=-1)
         row = row.masked_fill(garbage, torch.inf)
         nearest = torch.topk(row, n - self.f, dim=-1, largest=False).indices
-        return _mean_of_rows(x, nearest)
+        return _mean_of_rows(x, nearest, garbage)
