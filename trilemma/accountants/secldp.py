@@ -327,6 +327,32 @@ class SecLDPAccountant(dp_accounting.PrivacyAccountant):
         return float(np.nanmax(values))
 
 
+def _rounds(
+    graph: object,
+    sigma: float,
+    sigma_cor: float,
+    clip: float,
+    steps: int,
+    delta: float,
+    local_size: int,
+    batch_size: int,
+    sampling: str,
+) -> tuple[SecLDPDpEvent, int]:
+    """The validated round event and round count shared by the one-call helpers."""
+    event = SecLDPDpEvent(
+        graph,
+        sigma,
+        sigma_cor,
+        clip,
+        local_size=local_size,
+        batch_size=batch_size,
+        sampling=sampling,
+    )
+    count = check_int("steps", steps, low=1)
+    check_real("delta", delta, low=0, high=1, low_open=True, high_open=True)
+    return event, count
+
+
 def secldp_epsilon(
     graph: object,
     *,
@@ -349,17 +375,9 @@ def secldp_epsilon(
     ...                      delta=1e-5, method="classic"), 6)
     10.292886
     """
-    event = SecLDPDpEvent(
-        graph,
-        sigma,
-        sigma_cor,
-        clip,
-        local_size=local_size,
-        batch_size=batch_size,
-        sampling=sampling,
+    event, count = _rounds(
+        graph, sigma, sigma_cor, clip, steps, delta, local_size, batch_size, sampling
     )
-    count = check_int("steps", steps, low=1)
-    check_real("delta", delta, low=0, high=1, low_open=True, high_open=True)
     accountant = SecLDPAccountant(colluders=colluders, method=method).compose(event, count)
     return accountant.get_epsilon(delta)
 
@@ -471,17 +489,9 @@ def secldp_report(
     >>> len(part.nodes), math.isclose(part.exact_max, part.spectral_bound, rel_tol=1e-12)
     (7, True)
     """
-    event = SecLDPDpEvent(
-        graph,
-        sigma,
-        sigma_cor,
-        clip,
-        local_size=local_size,
-        batch_size=batch_size,
-        sampling=sampling,
+    event, count = _rounds(
+        graph, sigma, sigma_cor, clip, steps, delta, local_size, batch_size, sampling
     )
-    count = check_int("steps", steps, low=1)
-    check_real("delta", delta, low=0, high=1, low_open=True, high_open=True)
     colluders = tuple(colluders)
     accountant = SecLDPAccountant(colluders=colluders, method=method).compose(event, count)
     epsilon = accountant.node_epsilons(delta)
