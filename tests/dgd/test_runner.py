@@ -51,16 +51,23 @@ def test_mean_without_byzantine_is_plain_gradient_descent():
     a_bar, b_bar = a.mean(axis=0), b.mean(axis=0)
     lr, steps = 0.05, 40
     theta = np.full(problem.dimension, 0.5)
-    objectives, norms = [objective(theta)], []
+    objectives, norms, iterates = [objective(theta)], [], [theta]
     for _ in range(steps):
         gradient = a_bar @ theta - b_bar
         norms.append(gradient @ gradient)
         theta = theta - lr * gradient
         objectives.append(objective(theta))
+        iterates.append(theta)
     norms.append(np.sum((a_bar @ theta - b_bar) ** 2))
     run = robust_dgd(
-        problem, rule="mean", steps=steps, lr=lr, theta0=torch.full((problem.dimension,), 0.5)
+        problem,
+        rule="mean",
+        steps=steps,
+        lr=lr,
+        theta0=torch.full((problem.dimension,), 0.5),
+        keep_iterates=True,
     )
+    np.testing.assert_allclose(run.iterates.numpy(), iterates, rtol=1e-12)
     assert run.objective.shape == (steps + 1,) and run.kappa_hat.shape == (steps,)
     np.testing.assert_allclose(run.objective.numpy(), objectives, rtol=1e-12)
     np.testing.assert_allclose(run.gradient_norm2.numpy(), norms, rtol=1e-10)

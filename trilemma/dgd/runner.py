@@ -41,12 +41,16 @@ class Trajectory:
         messages coincide and F returns them), ``(T, ...)``.
     theta : torch.Tensor
         θ_T, ``(..., P)``.
+    iterates : torch.Tensor or None
+        θ_0..θ_T, ``(T + 1, ..., P)``, when the run was asked to keep them (e.g. to sample the
+        (G, B) frontier where the algorithm went); None otherwise.
     """
 
     objective: torch.Tensor
     gradient_norm2: torch.Tensor
     kappa_hat: torch.Tensor
     theta: torch.Tensor
+    iterates: torch.Tensor | None = None
 
 
 def robust_dgd(
@@ -63,6 +67,7 @@ def robust_dgd(
     noise_std: float = 0.0,
     momentum: float = 0.0,
     generator: torch.Generator | None = None,
+    keep_iterates: bool = False,
 ) -> Trajectory:
     """Run T steps of robust D-GD on ``problem``.
 
@@ -95,6 +100,8 @@ def robust_dgd(
         β ∈ [0, 1) of the worker momentum m ← βm + (1 − β)g (0: none).
     generator : torch.Generator, optional
         Source of batches and noise (needed when either is used).
+    keep_iterates : bool
+        Record every θ_t in :attr:`Trajectory.iterates` (memory (T + 1) × θ).
 
     Returns
     -------
@@ -133,6 +140,7 @@ def robust_dgd(
     theta = torch.zeros(problem.dimension, dtype=dtype) if theta0 is None else theta0.to(dtype)
     objective, norms, ratios = [problem.objective(theta)], [], []
     buffer: torch.Tensor | None = None
+    iterates = [theta] if keep_iterates else None
     for _ in range(steps):
         full = problem.gradients(theta)
         norms.append(full.mean(dim=-2).square().sum(dim=-1))
@@ -152,12 +160,15 @@ def robust_dgd(
         )
         theta = theta - gamma * update
         objective.append(problem.objective(theta))
+        if iterates is not None:
+            iterates.append(theta)
     norms.append(problem.gradients(theta).mean(dim=-2).square().sum(dim=-1))
     return Trajectory(
         objective=torch.stack(objective),
         gradient_norm2=torch.stack(norms),
         kappa_hat=torch.stack(ratios),
         theta=theta,
+        iterates=None if iterates is None else torch.stack(iterates),
     )
 
 
