@@ -212,8 +212,10 @@ def test_bad_inputs_are_refused():
         run(attack=None)
     with pytest.raises(ValueError, match="name='median' is not valid"):
         run(rule="median")
-    with pytest.raises(ValueError, match="name='bogus' is not valid"):
+    with pytest.raises(ValueError, match=r"attack='bogus' is not valid.*label_flipping"):
         run(attack="bogus")
+    with pytest.raises(ValueError, match="label_flipping' needs a classification problem"):
+        run(attack="label_flipping")
     with pytest.raises(TypeError, match="rule must be a name or a callable"):
         run(rule=3)
     with pytest.raises(TypeError, match="steps must be an integer"):
@@ -332,3 +334,66 @@ def test_runs_stay_below_the_pl_upper_bound(name, steps, rule):
                 assert finite == (kappa * threshold < 1), (rule, attack, f, kappa, threshold)
             finite_cases += finite
     assert finite_cases >= 1  # the comparison is not vacuous for any rule
+
+
+def _softmax_problem(seed=7, h=4, m=5, p=3, classes=3):
+    g = torch.Generator().manual_seed(seed)
+    features = torch.randn(h, m, p, generator=g, dtype=F64)
+    labels = torch.randint(0, classes, (h, m), generator=g)
+    return SoftmaxRegression(features, labels, classes=classes, ridge=0.01)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.5])
+def test_label_flipping_sends_the_gradients_of_flipped_labels(momentum):
+    # Byzantine worker j holds honest worker j's data with labels K − 1 − y, computes its
+    # full gradient and keeps its own momentum; checked against a loop over separate problems
+    problem, f, lr, steps = _softmax_problem(), 2, 0.3, 12
+    flipped = SoftmaxRegression(
+        problem.features[:f], 2 - problem.labels[:f], classes=3, ridge=problem.ridge
+    )
+    rule = aggregators.get("cwmed", f=f)
+    theta = torch.zeros(problem.dimension, dtype=F64)
+    honest_buffer = byzantine_buffer = None
+    for _ in range(steps):
+        honest, byzantine = problem.gradients(theta), flipped.gradients(theta)
+        if momentum and honest_buffer is not None:
+            honest = momentum * honest_buffer + (1 - momentum) * honest
+            byzantine = momentum * byzantine_buffer + (1 - momentum) * byzantine
+        honest_buffer, byzantine_buffer = honest, byzantine
+        theta = theta - lr * rule(torch.cat([honest, byzantine]))
+    run = robust_dgd(
+        problem,
+        rule="cwmed",
+        f=f,
+        attack="label_flipping",
+        steps=steps,
+        lr=lr,
+        momentum=momentum,
+    )
+    torch.testing.assert_close(run.theta, theta, rtol=1e-12, atol=1e-14)
+    clean = robust_dgd(problem, rule="cwmed", f=f, attack="sign_flipping", steps=steps, lr=lr)
+    assert not torch.allclose(clean.theta, run.theta)
+
+
+def test_optimal_attacks_are_searched_against_the_run_rule():
+    # the line search maximises the distance of the rule's output to the honest mean: the
+    # first step's κ̂ is at least that of every fixed point of its grid (e.g. plain ALIE z = 1)
+    problem = _problem(seed=8, h=7)
+    optimal = robust_dgd(problem, rule="cwtm", f=2, attack="optimal_alie", steps=1, lr=0.1)
+    for z in (0.0, 0.5, 1.0, 2.0):
+        fixed = robust_dgd(problem, rule="cwtm", f=2, attack=attacks.ALIE(z=z), steps=1, lr=0.1)
+        assert float(optimal.kappa_hat[0]) >= float(fixed.kappa_hat[0]) * (1 - 1e-9)
+
+
+@pytest.mark.parametrize("attack", ["nan", "inf", "huge"])
+@pytest.mark.parametrize("rule", ["cwtm", "nnm>>cwmed", "krum", "gm"])
+def test_degenerate_byzantine_vectors_never_make_a_run_non_finite(rule, attack):
+    problem = _problem(seed=9, h=7)
+    run = robust_dgd(problem, rule=rule, f=2, attack=attack, steps=20, lr=0.1)
+    assert bool(torch.isfinite(run.objective).all()) and bool(torch.isfinite(run.theta).all())
+    assert bool(torch.isfinite(run.kappa_hat).all())
+
+
+def test_the_mean_is_poisoned_by_a_nan():
+    run = robust_dgd(_problem(seed=9, h=7), rule="mean", f=2, attack="nan", steps=2, lr=0.1)
+    assert bool(torch.isnan(run.theta).all())

@@ -14,6 +14,7 @@ for any leading batch dimensions of θ (seeds, configurations): ``gradients(θ)`
 from __future__ import annotations
 
 import abc
+import dataclasses
 from dataclasses import dataclass, field
 
 import torch
@@ -72,6 +73,28 @@ class Problem(abc.ABC):
     def objective(self, theta: torch.Tensor) -> torch.Tensor:
         """L_H(θ) = (1/h) Σ_i L_i(θ), ``(...)``."""
         return self.losses(theta).mean(dim=-1)
+
+    def restrict(self, start: int, stop: int) -> Problem:
+        """The same problem on honest workers ``start:stop`` only: every per-worker data field
+        (a tensor whose first dimension is h) is sliced, the other fields are kept.
+
+        Examples
+        --------
+        >>> problem = LeastSquares(torch.ones(4, 2, 3), torch.zeros(4, 2))
+        >>> problem.restrict(1, 3).workers
+        2
+        """
+        h = self.workers
+        start = check_int("start", start, low=0, high=h - 1)
+        stop = check_int("stop", stop, low=start + 1, high=h)
+        sliced = {
+            item.name: getattr(self, item.name)[start:stop]
+            for item in dataclasses.fields(self)
+            if item.init
+            and isinstance(getattr(self, item.name), torch.Tensor)
+            and getattr(self, item.name).shape[:1] == (h,)
+        }
+        return dataclasses.replace(self, **sliced)
 
 
 @dataclass(frozen=True, eq=False)

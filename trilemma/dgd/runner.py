@@ -5,24 +5,77 @@ Step t: each honest worker computes its message — the full gradient ∇L_i(θ_
 mean over a batch of b of its m examples (D-SGD), each per-example gradient clipped to norm C
 and Gaussian noise N(0, s²I) added (DP, as in SAFE-DSHB: Allouah et al., ICML 2023,
 arXiv:2302.04787), then averaged with its momentum buffer m_i ← β m_i + (1 − β) g_i (D-SHB);
-the f Byzantine workers send ``attack(messages, f)``; the server moves
+the f Byzantine workers send ``attack(messages, f)`` — or, for ``"label_flipping"``, the
+gradients of the first f honest workers' data with labels y ↦ K − 1 − y, through their own
+momentum buffers (Allouah et al., AISTATS 2023, arXiv:2302.01772); the server moves
 θ_{t+1} = θ_t − γ F(messages).
+
+:class:`RobustDGD` is the algorithm as a state machine (``start``, ``step``) so that a run can
+be checkpointed between steps and resumed bit-identically (:mod:`trilemma.dgd.training`), and
+split over processes that each compute a slice of the honest workers (:class:`Shard`,
+:mod:`trilemma.dgd.distributed`). Every random draw (batches, noise) is made for all h workers
+from one generator whatever the slice, so a sharded run follows the single-process trajectory.
+:func:`robust_dgd` runs T steps in memory.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from trilemma import aggregators, attacks
-from trilemma._validation import check_int, check_real
+from trilemma._validation import check_choice, check_int, check_real
 from trilemma.dgd.problems import Problem
 
-__all__ = ["Trajectory", "robust_dgd"]
+__all__ = ["ATTACKS", "RobustDGD", "RunState", "Shard", "StepRecord", "Trajectory", "robust_dgd"]
 
 Rule = Callable[[torch.Tensor], torch.Tensor]
+LABEL_FLIPPING = "label_flipping"
+ATTACKS: tuple[str, ...] = tuple(sorted((*attacks.available(), LABEL_FLIPPING)))
+"""Attack names the runner takes: :func:`trilemma.attacks.available` and ``"label_flipping"``
+(the optimal line-search attacks are built against the run's rule)."""
+
+
+@dataclass(frozen=True)
+class Shard:
+    """The honest workers ``start:stop`` this process computes, and how to assemble all h.
+
+    Attributes
+    ----------
+    start, stop : int
+        Slice of the honest workers.
+    gather : callable
+        ``gather(local, dim)`` concatenates every process's slice along ``dim`` (the worker
+        dimension) in worker order; identity for a single process.
+    """
+
+    start: int
+    stop: int
+    gather: Callable[[torch.Tensor, int], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class RunState:
+    """Everything the next step depends on besides the generator: the step count t, θ_t and the
+    momentum buffers (None before the first step or without momentum)."""
+
+    step: int
+    theta: torch.Tensor
+    honest_buffer: torch.Tensor | None = None
+    byzantine_buffer: torch.Tensor | None = None
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """What step t measured: ‖∇L_H(θ_t)‖², the robustness ratio κ̂_t (see
+    :class:`Trajectory`) and L_H(θ_{t+1}), each ``(...)``."""
+
+    gradient_norm2: torch.Tensor
+    kappa_hat: torch.Tensor
+    objective: torch.Tensor
 
 
 @dataclass(frozen=True)
@@ -53,6 +106,206 @@ class Trajectory:
     iterates: torch.Tensor | None = None
 
 
+class RobustDGD:
+    """Robust D-GD / D-SGD / D-SHB / SAFE-DSHB on ``problem`` (module docstring).
+
+    Parameters
+    ----------
+    problem : Problem
+        The h honest workers' losses.
+    rule : str or callable
+        Aggregation rule: a name of :func:`trilemma.aggregators.get` (built with ``f``) or a
+        callable ``(..., n, P) → (..., P)``.
+    f : int
+        Byzantine workers (n = h + f, 2f < n).
+    attack : str, Attack or None
+        What the Byzantine workers send: one of :data:`ATTACKS` or an
+        :class:`~trilemma.attacks.Attack`. ``None`` with f > 0 is refused (say what they do).
+    lr : float
+        Step size γ > 0 (1/L for the bounds of :mod:`trilemma.bounds.heterogeneity`).
+    batch_size : int, optional
+        b examples per worker and step, drawn without replacement (None: full gradients).
+    clip : float, optional
+        Per-example clipping norm C (None: no clipping).
+    noise_std : float
+        Std s of the Gaussian noise each honest worker adds to its averaged gradient, e.g.
+        :func:`trilemma.accountants.worker_noise_std` (0: none).
+    momentum : float
+        β ∈ [0, 1) of the worker momentum m ← βm + (1 − β)g (0: none).
+    shard : Shard, optional
+        The honest workers this process computes (None: all of them).
+    """
+
+    def __init__(
+        self,
+        problem: Problem,
+        *,
+        rule: str | Rule,
+        f: int = 0,
+        attack: str | attacks.Attack | None = None,
+        lr: float,
+        batch_size: int | None = None,
+        clip: float | None = None,
+        noise_std: float = 0.0,
+        momentum: float = 0.0,
+        shard: Shard | None = None,
+    ) -> None:
+        self.problem = problem
+        self.f = check_int("f", f, low=0)
+        n = problem.workers + self.f
+        if 2 * self.f >= n:
+            raise ValueError(
+                f"f={self.f} must satisfy 2f < n={n} (h={problem.workers} honest workers)"
+            )
+        self.lr = check_real("lr", lr, low=0, low_open=True)
+        aggregate = aggregators.get(rule, f=self.f) if isinstance(rule, str) else rule
+        if not callable(aggregate):
+            raise TypeError(f"rule must be a name or a callable, got {type(rule).__name__}")
+        self.aggregate = aggregate
+        if self.f > 0 and attack is None:
+            raise ValueError("f > 0 needs an attack: say what the Byzantine workers send")
+        self.flipped: Problem | None = None
+        self.attack: attacks.Attack | None = None
+        if isinstance(attack, str):
+            name = check_choice("attack", attack, ATTACKS)
+            if name == LABEL_FLIPPING:
+                self.flipped = _label_flipped(problem, self.f)
+            elif name.startswith("optimal_"):
+                self.attack = attacks.get(name, rule=aggregate)
+            else:
+                self.attack = attacks.get(name)
+        elif attack is not None:
+            if not isinstance(attack, attacks.Attack):
+                raise TypeError(f"attack must be a name or an Attack, got {type(attack).__name__}")
+            self.attack = attack
+        m = problem.features.shape[1]
+        self.batch_size = (
+            None if batch_size is None else check_int("batch_size", batch_size, low=1, high=m)
+        )
+        self.clip = None if clip is None else check_real("clip", clip, low=0, low_open=True)
+        self.noise_std = check_real("noise_std", noise_std, low=0)
+        self.momentum = check_real("momentum", momentum, low=0, high=1, high_open=True)
+        self.stochastic = self.batch_size is not None or self.clip is not None or self.noise_std > 0
+        h = problem.workers
+        if shard is None:
+            shard = Shard(0, h, lambda local, dim: local)
+        elif not 0 <= shard.start < shard.stop <= h:
+            raise ValueError(f"shard {shard.start}:{shard.stop} must be a non-empty slice of 0:{h}")
+        self.shard = shard
+        self.local = (
+            problem
+            if (shard.start, shard.stop) == (0, h)
+            else problem.restrict(shard.start, shard.stop)
+        )
+
+    def start(self, theta0: torch.Tensor | None = None) -> RunState:
+        """State at t = 0: θ_0 = ``theta0`` ``(..., P)`` (zeros by default), no momentum yet."""
+        dtype = self.problem.dtype
+        if theta0 is None:
+            theta = torch.zeros(self.problem.dimension, dtype=dtype, device=self.device)
+        else:
+            theta = theta0.to(dtype=dtype, device=self.device)
+        if theta.shape[-1:] != (self.problem.dimension,):
+            raise ValueError(
+                f"theta0 must have shape (..., {self.problem.dimension}), got {tuple(theta.shape)}"
+            )
+        return RunState(step=0, theta=theta)
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the problem's data, and of θ."""
+        return self.problem.features.device
+
+    def objective(self, theta: torch.Tensor) -> torch.Tensor:
+        """L_H(θ), ``(...)``, from every process's workers."""
+        return self.shard.gather(self.local.losses(theta), -1).mean(dim=-1)
+
+    def step(
+        self, state: RunState, generator: torch.Generator | None = None
+    ) -> tuple[RunState, StepRecord]:
+        """One step from ``state``; ``generator`` draws the batches and the noise (required when
+        either is used; its state advances)."""
+        if self.stochastic and generator is None:
+            raise ValueError("batches, clipping or noise need a torch.Generator (generator=)")
+        theta = state.theta
+        full = self.shard.gather(self.local.gradients(theta), -2)
+        honest = self._messages(theta, generator) if self.stochastic else full
+        honest_buffer = byzantine_buffer = None
+        if self.momentum > 0:
+            honest = honest_buffer = _average(state.honest_buffer, honest, self.momentum)
+        mean = honest.mean(dim=-2)
+        if self.f == 0:
+            sent = honest
+        elif self.flipped is not None:
+            byzantine = self.flipped.gradients(theta)
+            if self.momentum > 0:
+                byzantine = byzantine_buffer = _average(
+                    state.byzantine_buffer, byzantine, self.momentum
+                )
+            sent = torch.cat([honest, byzantine], dim=-2)
+        else:
+            sent = torch.cat([honest, self.attack(honest, self.f)], dim=-2)
+        update = self.aggregate(sent)
+        spread = (honest - mean.unsqueeze(-2)).square().sum(dim=-1).mean(dim=-1)
+        error = (update - mean).square().sum(dim=-1)
+        ratio = torch.where(
+            spread > 0, error / spread.clamp(min=1e-300), torch.where(error > 0, torch.inf, 0.0)
+        )
+        theta = theta - self.lr * update
+        record = StepRecord(
+            gradient_norm2=full.mean(dim=-2).square().sum(dim=-1),
+            kappa_hat=ratio,
+            objective=self.objective(theta),
+        )
+        return RunState(state.step + 1, theta, honest_buffer, byzantine_buffer), record
+
+    def gradient_norm2(self, theta: torch.Tensor) -> torch.Tensor:
+        """‖∇L_H(θ)‖², ``(...)``."""
+        return self.shard.gather(self.local.gradients(theta), -2).mean(dim=-2).square().sum(-1)
+
+    def _messages(self, theta: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Honest messages of one stochastic step: batch, clip, average, add noise. The random
+        keys and the noise are drawn for all h workers, then sliced to this shard."""
+        h, m = self.problem.features.shape[:2]
+        b = m if self.batch_size is None else self.batch_size
+        start, stop = self.shard.start, self.shard.stop
+        keys = torch.rand((*theta.shape[:-1], h, m), generator=generator, dtype=torch.float64)
+        index = keys[..., start:stop, :].argsort(dim=-1)[..., :b].to(theta.device)
+        per_example = self.local.example_gradients(theta, index)
+        if self.clip is not None:
+            norms = torch.linalg.vector_norm(per_example, dim=-1, keepdim=True)
+            per_example = per_example * torch.clamp(self.clip / norms.clamp(min=1e-300), max=1.0)
+        messages = per_example.mean(dim=-2)
+        if self.noise_std > 0:
+            shape = (*theta.shape[:-1], h, theta.shape[-1])
+            noise = torch.randn(shape, generator=generator, dtype=messages.dtype)
+            messages = messages + self.noise_std * noise[..., start:stop, :].to(messages.device)
+        return self.shard.gather(messages, -2)
+
+
+def _average(buffer: torch.Tensor | None, messages: torch.Tensor, beta: float) -> torch.Tensor:
+    """Momentum m ← βm + (1 − β)g, started at the first message."""
+    return messages if buffer is None else beta * buffer + (1 - beta) * messages
+
+
+def _label_flipped(problem: Problem, f: int) -> Problem:
+    """The data of honest workers 0..f−1 with labels y ↦ K − 1 − y."""
+    labels, classes = getattr(problem, "labels", None), getattr(problem, "classes", None)
+    if labels is None or classes is None:
+        raise ValueError(
+            f"attack='{LABEL_FLIPPING}' needs a classification problem (labels and classes), "
+            f"got {type(problem).__name__}"
+        )
+    if f == 0:
+        return problem
+    rows = torch.arange(f) % problem.workers
+    return dataclasses.replace(
+        problem,
+        features=problem.features[rows],
+        labels=attacks.flip_labels(labels[rows], classes),
+    )
+
+
 def robust_dgd(
     problem: Problem,
     *,
@@ -69,35 +322,16 @@ def robust_dgd(
     generator: torch.Generator | None = None,
     keep_iterates: bool = False,
 ) -> Trajectory:
-    """Run T steps of robust D-GD on ``problem``.
+    """Run T steps of robust D-GD on ``problem`` (:class:`RobustDGD` for the parameters).
 
     Parameters
     ----------
-    problem : Problem
-        The h honest workers' losses.
-    rule : str or callable
-        Aggregation rule: a name of :func:`trilemma.aggregators.get` (built with ``f``) or a
-        callable ``(..., n, P) → (..., P)``.
-    f : int
-        Byzantine workers (n = h + f, 2f < n).
-    attack : str, Attack or None
-        What the Byzantine workers send; a name of :func:`trilemma.attacks.get`. ``None`` with
-        f > 0 is refused (say what they do).
+    problem, rule, f, attack, lr, batch_size, clip, noise_std, momentum
+        As in :class:`RobustDGD`.
     steps : int
         T ≥ 1.
-    lr : float
-        Step size γ > 0 (1/L for the bounds of :mod:`trilemma.bounds.heterogeneity`).
     theta0 : torch.Tensor, optional
         Start ``(..., P)`` (zeros by default); leading dimensions are batch dimensions.
-    batch_size : int, optional
-        b examples per worker and step, drawn without replacement (None: full gradients).
-    clip : float, optional
-        Per-example clipping norm C (None: no clipping).
-    noise_std : float
-        Std s of the Gaussian noise each honest worker adds to its averaged gradient, e.g.
-        :func:`trilemma.accountants.worker_noise_std` (0: none).
-    momentum : float
-        β ∈ [0, 1) of the worker momentum m ← βm + (1 − β)g (0: none).
     generator : torch.Generator, optional
         Source of batches and noise (needed when either is used).
     keep_iterates : bool
@@ -116,81 +350,35 @@ def robust_dgd(
     >>> run.theta  # the mean of the workers' optima, reached in one step at γ = 1/L
     tensor([0.6667, 0.6667], dtype=torch.float64)
     """
-    f = check_int("f", f, low=0)
-    n = problem.workers + f
-    if 2 * f >= n:
-        raise ValueError(f"f={f} must satisfy 2f < n={n} (h={problem.workers} honest workers)")
     steps = check_int("steps", steps, low=1)
-    gamma = check_real("lr", lr, low=0, low_open=True)
-    aggregate = aggregators.get(rule, f=f) if isinstance(rule, str) else rule
-    if not callable(aggregate):
-        raise TypeError(f"rule must be a name or a callable, got {type(rule).__name__}")
-    if f > 0 and attack is None:
-        raise ValueError("f > 0 needs an attack: say what the Byzantine workers send")
-    byzantine = attacks.get(attack) if isinstance(attack, str) else attack
-    m = problem.features.shape[1]
-    b = None if batch_size is None else check_int("batch_size", batch_size, low=1, high=m)
-    c = None if clip is None else check_real("clip", clip, low=0, low_open=True)
-    s = check_real("noise_std", noise_std, low=0)
-    beta = check_real("momentum", momentum, low=0, high=1, high_open=True)
-    stochastic = b is not None or c is not None or s > 0
-    if stochastic and generator is None:
+    algorithm = RobustDGD(
+        problem,
+        rule=rule,
+        f=f,
+        attack=attack,
+        lr=lr,
+        batch_size=batch_size,
+        clip=clip,
+        noise_std=noise_std,
+        momentum=momentum,
+    )
+    if algorithm.stochastic and generator is None:
         raise ValueError("batches, clipping or noise need a torch.Generator (generator=)")
-    dtype = problem.dtype
-    theta = torch.zeros(problem.dimension, dtype=dtype) if theta0 is None else theta0.to(dtype)
-    objective, norms, ratios = [problem.objective(theta)], [], []
-    buffer: torch.Tensor | None = None
-    iterates = [theta] if keep_iterates else None
+    state = algorithm.start(theta0)
+    objective, norms, ratios = [algorithm.objective(state.theta)], [], []
+    iterates = [state.theta] if keep_iterates else None
     for _ in range(steps):
-        full = problem.gradients(theta)
-        norms.append(full.mean(dim=-2).square().sum(dim=-1))
-        honest = _messages(problem, theta, b, c, s, generator) if stochastic else full
-        if beta > 0:
-            buffer = honest if buffer is None else beta * buffer + (1 - beta) * honest
-            honest = buffer
-        mean = honest.mean(dim=-2)
-        sent = honest if f == 0 else torch.cat([honest, byzantine(honest, f)], dim=-2)
-        update = aggregate(sent)
-        spread = (honest - mean.unsqueeze(-2)).square().sum(dim=-1).mean(dim=-1)
-        error = (update - mean).square().sum(dim=-1)
-        ratios.append(
-            torch.where(
-                spread > 0, error / spread.clamp(min=1e-300), torch.where(error > 0, torch.inf, 0.0)
-            )
-        )
-        theta = theta - gamma * update
-        objective.append(problem.objective(theta))
+        state, record = algorithm.step(state, generator)
+        objective.append(record.objective)
+        norms.append(record.gradient_norm2)
+        ratios.append(record.kappa_hat)
         if iterates is not None:
-            iterates.append(theta)
-    norms.append(problem.gradients(theta).mean(dim=-2).square().sum(dim=-1))
+            iterates.append(state.theta)
+    norms.append(algorithm.gradient_norm2(state.theta))
     return Trajectory(
         objective=torch.stack(objective),
         gradient_norm2=torch.stack(norms),
         kappa_hat=torch.stack(ratios),
-        theta=theta,
+        theta=state.theta,
         iterates=None if iterates is None else torch.stack(iterates),
     )
-
-
-def _messages(
-    problem: Problem,
-    theta: torch.Tensor,
-    batch: int | None,
-    clip: float | None,
-    noise_std: float,
-    generator: torch.Generator,
-) -> torch.Tensor:
-    """Honest messages of one stochastic step: batch, clip, average, add noise."""
-    h, m = problem.features.shape[:2]
-    b = m if batch is None else batch
-    keys = torch.rand((*theta.shape[:-1], h, m), generator=generator, dtype=torch.float64)
-    index = keys.argsort(dim=-1)[..., :b].to(theta.device)
-    per_example = problem.example_gradients(theta, index)
-    if clip is not None:
-        norms = torch.linalg.vector_norm(per_example, dim=-1, keepdim=True)
-        per_example = per_example * torch.clamp(clip / norms.clamp(min=1e-300), max=1.0)
-    messages = per_example.mean(dim=-2)
-    if noise_std > 0:
-        noise = torch.randn(messages.shape, generator=generator, dtype=messages.dtype)
-        messages = messages + noise_std * noise.to(messages.device)
-    return messages
