@@ -1,4 +1,5 @@
-"""Command line: ``trilemma account ...``, ``check ...``, ``reproduce ...`` and ``demo``.
+"""Command line: ``trilemma account ...``, ``check ...``, ``reproduce ...``, ``run ...`` and
+``demo``.
 
 Tables for people by default, ``--json`` for scripts. Invalid input prints one line
 ``trilemma: error: ...`` on stderr and exits with status 2, like argparse's own usage errors;
@@ -10,8 +11,12 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
+import os
+import subprocess
 import sys
+import tomllib
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -19,6 +24,7 @@ import numpy as np
 from trilemma import __version__, accountants
 
 if TYPE_CHECKING:
+    from trilemma.dgd import RunConfig
     from trilemma.proofs_checks import CheckReport
 
 Rows = list[dict[str, object]]
@@ -33,6 +39,8 @@ def _format(value: object) -> str:
 def _print_rows(rows: Rows, as_json: bool) -> None:
     if as_json:
         print(json.dumps(rows, indent=2, default=float))
+        return
+    if not rows:
         return
     headers = list(rows[0])
     cells = [[_format(row[key]) for key in headers] for row in rows]
@@ -320,6 +328,90 @@ def _reproduce(args: argparse.Namespace) -> Rows:
     return rows
 
 
+def _setting(text: str) -> tuple[str, object]:
+    """``key=value`` of ``--set``: the value is read as a TOML literal (``3``, ``0.5``,
+    ``true``, ``"iid"``), ``none`` as None, anything else as a string."""
+    key, separator, value = text.partition("=")
+    if not separator or not key.strip():
+        raise ValueError(f"--set {text!r} must look like key=value")
+    if value.strip().lower() == "none":
+        return key.strip(), None
+    try:
+        return key.strip(), tomllib.loads(f"value = {value}")["value"]
+    except tomllib.TOMLDecodeError:
+        return key.strip(), value
+
+
+def _run_config(args: argparse.Namespace) -> RunConfig:
+    from trilemma.dgd import RunConfig
+
+    values = {} if args.config is None else RunConfig.from_file(args.config).to_dict()
+    values.update(_setting(text) for text in args.set)
+    return RunConfig.from_mapping(values)
+
+
+def _run(args: argparse.Namespace) -> Rows:
+    import torch.distributed as dist
+
+    from trilemma.dgd import train
+    from trilemma.dgd.distributed import initialize
+
+    config = _run_config(args)  # checked here, before any process starts
+    nproc = args.nproc
+    if nproc < 1:
+        raise ValueError(f"--nproc={nproc} must be an integer in [1, inf)")
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        if nproc > config.workers:
+            raise ValueError(f"--nproc={nproc} exceeds the {config.workers} honest workers")
+        forwarded = [args.config] if args.config else []
+        forwarded += [f"--set={text}" for text in args.set]
+        forwarded += ["--out", args.out]
+        forwarded += [
+            flag
+            for flag, on in (
+                ("--resume", args.resume),
+                ("--no-progress", args.no_progress),
+                ("--json", args.json),
+            )
+            if on
+        ]
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+            "-m",
+            "trilemma",
+            "run",
+            *forwarded,
+        ]
+        status = subprocess.run(command, check=False).returncode
+        if status:
+            raise ValueError(f"torchrun with {nproc} processes exited with status {status}")
+        return []
+    config = config.replace(device=initialize(config.device))
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    try:
+        result = train(config, out=args.out, resume=args.resume, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(
+            f"trilemma: interrupted; continue with --resume ({Path(args.out) / config.name})",
+            file=sys.stderr,
+        )
+        raise
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    if rank:
+        return []
+    if not args.json:
+        print(f"metrics, meta.json and the checkpoint are in {result.folder}/", file=sys.stderr)
+    last = result.state.step
+    keys = ("step", "seed", "loss", "gradient_norm2", "train_accuracy", "test_accuracy")
+    return [{k: row[k] for k in keys} for row in result.rows if row["step"] == last]
+
+
 def _check(args: argparse.Namespace) -> Rows:
     from trilemma.proofs_checks import run_checks
 
@@ -453,6 +545,30 @@ def build_parser() -> argparse.ArgumentParser:
     figures.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     figures.set_defaults(handler=_reproduce)
 
+    run = commands.add_parser(
+        "run",
+        help="train robust D-GD / D-SGD / SAFE-DSHB from a config into <out>/<name>/",
+        description="Train a run config (TOML or JSON; every field has a default) into "
+        "<out>/<name>/ with metrics.csv, meta.json and checkpoint.pt.",
+    )
+    run.add_argument(
+        "config", nargs="?", help="a .toml or .json run config (default: the built-in run)"
+    )
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. --set attack=alie --set f=3 (repeatable)",
+    )
+    run.add_argument("--out", default="runs", help="parent folder of the runs (default: runs)")
+    run.add_argument("--resume", action="store_true", help="continue from the run's checkpoint")
+    run.add_argument(
+        "--nproc", type=int, default=1, help="processes (torch.distributed via torchrun)"
+    )
+    run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    run.set_defaults(handler=_run)
+
     check = commands.add_parser(
         "check", help="try to falsify the theorems and audit the accountants (hypothesis)"
     )
@@ -468,7 +584,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--seed", type=int, default=0)
     check.set_defaults(handler=_check)
 
-    for sub in (dpsgd, gaussian, laplace, worker, secldp, calibrate, figures, check):
+    for sub in (dpsgd, gaussian, laplace, worker, secldp, calibrate, figures, run, check):
         sub.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
@@ -492,9 +608,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Callable[[argparse.Namespace], Rows] = args.handler
     try:
         rows = handler(args)
-    except (ValueError, TypeError) as error:
+    except (ValueError, TypeError, FileExistsError, FileNotFoundError) as error:
         print(f"trilemma: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return 130
     _print_rows(rows, args.json)
     return 1 if getattr(args, "failed", False) else 0
 

@@ -1,23 +1,50 @@
-"""Robust distributed gradient descent: problems with batched per-worker gradients and the
-(G, B)-gradient dissimilarity they satisfy."""
+"""Robust distributed gradient descent: problems with batched per-worker gradients, the
+(G, B)-gradient dissimilarity they satisfy, the batched runner, run configs with checkpoints
+and resume, and a torch.distributed backend."""
 
+from trilemma.dgd.config import MODELS, RunConfig
 from trilemma.dgd.data import SPLITS, ClassificationData, load_classification, split_workers
+from trilemma.dgd.distributed import shard_bounds
 from trilemma.dgd.heterogeneity import dissimilarity, exact_gb, exact_gb_threshold, sampled_gb
+from trilemma.dgd.mlp import MLPClassifier
 from trilemma.dgd.problems import LeastSquares, Problem, SoftmaxRegression
-from trilemma.dgd.runner import Trajectory, robust_dgd
+from trilemma.dgd.runner import (
+    ATTACKS,
+    RobustDGD,
+    RunState,
+    Shard,
+    StepRecord,
+    Trajectory,
+    robust_dgd,
+)
+from trilemma.dgd.training import Experiment, TrainingResult, build_experiment, holdout, train
 
 __all__ = [
+    "ATTACKS",
+    "MODELS",
     "SPLITS",
     "ClassificationData",
+    "Experiment",
     "LeastSquares",
+    "MLPClassifier",
     "Problem",
+    "RobustDGD",
+    "RunConfig",
+    "RunState",
+    "Shard",
     "SoftmaxRegression",
+    "StepRecord",
+    "TrainingResult",
     "Trajectory",
+    "build_experiment",
     "dissimilarity",
     "exact_gb",
     "exact_gb_threshold",
+    "holdout",
     "load_classification",
     "robust_dgd",
     "sampled_gb",
+    "shard_bounds",
     "split_workers",
+    "train",
 ]

@@ -3,6 +3,7 @@
 Importing the package registers every figure module in :data:`FIGURES`.
 """
 
+from trilemma._files import read_csv
 from trilemma.reproduce import (
     gb_breakdown,
     gb_figures,
@@ -22,7 +23,6 @@ from trilemma.reproduce._figure import (
     reproduce,
     write_index,
 )
-from trilemma.reproduce._files import read_csv
 
 __all__ = [
     "FIGURES",

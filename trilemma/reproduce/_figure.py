@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import platform
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -20,8 +19,9 @@ import torch
 from matplotlib.figure import Figure as MatplotlibFigure
 
 import trilemma
+from trilemma._device import check_device, device_name
+from trilemma._files import save_png, write_csv, write_json, write_text
 from trilemma._validation import check_choice, check_int
-from trilemma.reproduce._files import save_png, write_csv, write_json, write_text
 
 __all__ = [
     "FIGURES",
@@ -94,12 +94,6 @@ def available() -> tuple[str, ...]:
     return tuple(sorted(FIGURES))
 
 
-def _device_name(device: str) -> str:
-    if device.startswith("cuda") and torch.cuda.is_available():
-        return torch.cuda.get_device_name(torch.device(device))
-    return platform.processor() or platform.machine()
-
-
 def reproduce(
     name: str,
     *,
@@ -135,10 +129,7 @@ def reproduce(
     """
     figure = FIGURES[check_choice("name", name, available())]
     seed = check_int("seed", seed)
-    if not (device == "cpu" or device.startswith("cuda")):
-        raise ValueError(f"device={device!r} must be 'cpu' or 'cuda[:k]'")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} requested but no CUDA device is available")
+    device = check_device(device)
     size = check_choice("size", size, SIZES)
     settings = Settings(size=size, device=device, seed=seed, progress=progress)
     start = time.perf_counter()
@@ -158,7 +149,7 @@ def reproduce(
         "trilemma_version": trilemma.__version__,
         "torch_version": torch.__version__,
         "settings": asdict(settings),
-        "device_name": _device_name(device),
+        "device_name": device_name(device),
         "parameters": dict(data.parameters),
         "checks": dict(data.checks),
         "wall_time_s": round(wall, 3),

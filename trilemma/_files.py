@@ -1,5 +1,5 @@
 """Atomic result files: every file is written to a temporary sibling and renamed into place, so
-an interrupted run never leaves a half-written CSV, JSON or PNG."""
+an interrupted run never leaves a half-written CSV, JSON, PNG or checkpoint."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
-from matplotlib.figure import Figure as MatplotlibFigure
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure as MatplotlibFigure
 
-__all__ = ["read_csv", "save_png", "write_csv", "write_json", "write_text"]
+__all__ = ["read_csv", "save_png", "write_binary", "write_csv", "write_json", "write_text"]
 
 
 def _replace(path: Path, write: Any, mode: str) -> Path:
@@ -29,6 +30,12 @@ def _replace(path: Path, write: Any, mode: str) -> Path:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_binary(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> Path:
+    """Call ``write(stream)`` on a binary stream whose bytes land at ``path`` atomically (e.g.
+    ``lambda stream: torch.save(state, stream)``)."""
+    return _replace(Path(path), write, "wb")
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> Path:
