@@ -6,7 +6,7 @@ from trilemma.dgd.config import MODELS, RunConfig
 from trilemma.dgd.data import SPLITS, ClassificationData, load_classification, split_workers
 from trilemma.dgd.distributed import shard_bounds
 from trilemma.dgd.heterogeneity import dissimilarity, exact_gb, exact_gb_threshold, sampled_gb
-from trilemma.dgd.mlp import MLPClassifier
+from trilemma.dgd.mlp import ACTIVATIONS, MLPClassifier
 from trilemma.dgd.problems import LeastSquares, Problem, SoftmaxRegression
 from trilemma.dgd.runner import (
     ATTACKS,
@@ -20,6 +20,7 @@ from trilemma.dgd.runner import (
 from trilemma.dgd.training import Experiment, TrainingResult, build_experiment, holdout, train
 
 __all__ = [
+    "ACTIVATIONS",
     "ATTACKS",
     "MODELS",
     "SPLITS",

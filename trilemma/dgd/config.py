@@ -1,11 +1,12 @@
 """A training run described by one frozen dataclass, loadable from TOML or JSON.
 
-Every field has a default, so ``RunConfig()`` is a complete run (NNM∘CWTM against sign flipping
-on digits split with extreme heterogeneity, the setting of Allouah et al., NeurIPS 2023,
-arXiv:2309.13591) and a file only lists what it changes::
+Every field has a default, so ``RunConfig()`` is a complete run (NNM∘CWTM against ALIE on
+digits split with extreme heterogeneity, the setting of Allouah et al., NeurIPS 2023,
+arXiv:2309.13591: about 96 % test accuracy with f = 2 of 12 workers Byzantine) and a file only
+lists what it changes::
 
-    name = "digits-alie"
-    attack = "alie"
+    name = "digits-sign-flipping"
+    attack = "sign_flipping"
     f = 3
     steps = 500
 
@@ -112,12 +113,12 @@ class RunConfig:
     test_fraction: float = 0.2
     model: str = "logistic"
     hidden: int = 32
-    ridge: float = 1e-4
+    ridge: float = 1e-3
     rule: str = "nnm>>cwtm"
     f: int = 2
-    attack: str = "sign_flipping"
+    attack: str = "alie"
     steps: int = 300
-    lr: float = 1.0
+    lr: float = 0.5
     batch_size: int | None = None
     momentum: float = 0.0
     clip: float | None = None

@@ -34,8 +34,8 @@ class MLPClassifier(Problem):
     θ ∈ ℝ^P is the flat concatenation ``[W₁, b₁, W₂, b₂]`` of W₁ ``(p, H)``, b₁ ``(H,)``,
     W₂ ``(H, K)`` and b₂ ``(K,)``, so P = pH + H + HK + K; the matrices are row-major
     (W₁[a, c] = θ[aH + c], W₂[a, c] = θ[pH + H + aK + c]). Gradients come from
-    :func:`torch.func.grad` mapped with :func:`torch.func.vmap`. The loss is not convex: there
-    is no optimum method.
+    :func:`torch.func.grad` mapped with :func:`torch.func.vmap`. The loss is not convex, so
+    unlike :class:`~trilemma.dgd.LeastSquares` there is no ``optimum``.
 
     θ = 0 is a poor start: every hidden unit outputs σ(0) = 0 and sends back no gradient, so
     gradient descent from zero (the default of :func:`trilemma.dgd.robust_dgd`) only ever fits
