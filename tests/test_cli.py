@@ -242,3 +242,33 @@ def test_missing_calibration_argument_is_a_usage_error(capsys):
         main(["account", "calibrate", "dpsgd", "--epsilon", "1", "--delta", "1e-5"])
     assert exit_info.value.code == 2
     assert "needs --q, --steps" in capsys.readouterr().err
+
+
+def test_run_trains_a_config_file_with_overrides_and_resumes(capsys, tmp_path):
+    config = tmp_path / "small.toml"
+    config.write_text('name = "small"\nworkers = 4\nper_worker = 20\nsteps = 4\nf = 1\n')
+    common = ["run", str(config), "--out", str(tmp_path), "--no-progress"]
+    rows = run_json(capsys, *common, "--set", "log_every=2", "--set", "batch_size=none")
+    assert [row["step"] for row in rows] == [4] and 0 <= rows[0]["test_accuracy"] <= 1
+    logged = (tmp_path / "small" / "metrics.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in logged[1:]] == ["0", "2", "4"]
+    assert main(common) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    longer = run_json(capsys, *common, "--set", "log_every=2", "--set", "steps=6", "--resume")
+    assert [row["step"] for row in longer] == [6]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--set", "bogus=1"], "unknown run config keys ['bogus']"),
+        (["--set", "rule=median"], "rule='median'"),
+        (["--set", "lr=0"], "lr=0 must lie in (0, inf)"),
+        (["--set", "f"], "--set 'f' must look like key=value"),
+        (["--nproc", "0"], "--nproc=0 must be an integer in [1, inf)"),
+        (["--nproc", "11"], "--nproc=11 exceeds the 10 honest workers"),
+    ],
+)
+def test_run_refuses_bad_configs(capsys, argv, message):
+    assert main(["run", *argv]) == 2
+    assert message in capsys.readouterr().err
