@@ -12,6 +12,7 @@ from trilemma.dgd import (
     LeastSquares,
     SoftmaxRegression,
     dissimilarity,
+    error_floor_pair,
     exact_gb,
     exact_gb_threshold,
     sampled_gb,
@@ -274,3 +275,24 @@ def test_negative_b2_is_refused(problem):
         exact_gb(problem, B2=-1.0)
     with pytest.raises(ValueError, match="B2"):
         sampled_gb(problem, torch.zeros(1, problem.dimension, dtype=F64), B2=[1.0, -0.5])
+
+
+def test_error_floor_pair_is_the_minimum_over_the_frontier():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        b2 = np.sort(rng.uniform(0, 5, size=12))
+        g2 = np.sort(rng.uniform(0, 10, size=12))[::-1]
+        kappa = float(rng.uniform(0, 1))
+        got = error_floor_pair(b2, g2, kappa=kappa)
+        floors = [
+            kappa * g / (1 - kappa * b) if kappa * b < 1 else np.inf
+            for b, g in zip(b2, g2, strict=True)
+        ]
+        assert got[2] == pytest.approx(min(floors), rel=1e-12)
+        assert got[2] == pytest.approx(floors[int(np.argmin(floors))], rel=1e-12)
+        assert (got[0], got[1]) == (b2[int(np.argmin(floors))], g2[int(np.argmin(floors))])
+    assert error_floor_pair(np.array([2.0, 4.0]), np.array([1.0, 0.5]), kappa=0.5)[2] == np.inf
+    with pytest.raises(ValueError, match="same length"):
+        error_floor_pair(np.zeros(2), np.zeros(3), kappa=0.5)
+    with pytest.raises(ValueError, match="kappa"):
+        error_floor_pair(np.zeros(2), np.zeros(2), kappa=-1.0)

@@ -5,7 +5,13 @@ and resume, and a torch.distributed backend."""
 from trilemma.dgd.config import MODELS, RunConfig
 from trilemma.dgd.data import SPLITS, ClassificationData, load_classification, split_workers
 from trilemma.dgd.distributed import shard_bounds
-from trilemma.dgd.heterogeneity import dissimilarity, exact_gb, exact_gb_threshold, sampled_gb
+from trilemma.dgd.heterogeneity import (
+    dissimilarity,
+    error_floor_pair,
+    exact_gb,
+    exact_gb_threshold,
+    sampled_gb,
+)
 from trilemma.dgd.mlp import ACTIVATIONS, MLPClassifier
 from trilemma.dgd.problems import LeastSquares, Problem, SoftmaxRegression
 from trilemma.dgd.runner import (
@@ -39,6 +45,7 @@ __all__ = [
     "Trajectory",
     "build_experiment",
     "dissimilarity",
+    "error_floor_pair",
     "exact_gb",
     "exact_gb_threshold",
     "holdout",

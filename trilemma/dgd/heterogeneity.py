@@ -13,7 +13,7 @@ import torch
 from trilemma._arrays import nonnegative
 from trilemma.dgd.problems import LeastSquares, Problem
 
-__all__ = ["dissimilarity", "exact_gb", "exact_gb_threshold", "sampled_gb"]
+__all__ = ["dissimilarity", "error_floor_pair", "exact_gb", "exact_gb_threshold", "sampled_gb"]
 
 
 def dissimilarity(problem: Problem, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -111,3 +111,38 @@ def sampled_gb(problem: Problem, thetas: torch.Tensor, *, B2: np.ndarray | float
     spread_np, norm_np = spread.double().cpu().numpy(), norm.double().cpu().numpy()
     grid = np.atleast_1d(nonnegative("B2", B2)).astype(np.float64)
     return np.maximum(spread_np[None, :] - grid[:, None] * norm_np[None, :], 0.0).max(axis=1)
+
+
+def error_floor_pair(B2: np.ndarray, G2: np.ndarray, *, kappa: float) -> tuple[float, float, float]:
+    """The pair of a (G, B) frontier that minimises the error floor κG²/(1 − κB²) of robust
+    D-GD (Allouah et al., NeurIPS 2023, arXiv:2309.13591, Theorem 2; THEORY §3: every admissible
+    pair gives a valid bound, so the best one is taken).
+
+    Parameters
+    ----------
+    B2, G2 : array
+        The frontier: G2[k] admissible with B2[k] (e.g. from :func:`sampled_gb` or
+        :func:`exact_gb`), same shape.
+    kappa : float
+        κ ≥ 0 of the rule.
+
+    Returns
+    -------
+    tuple of float
+        (B², G², floor) of the minimising pair; floor is inf when κB² ≥ 1 for every pair.
+
+    Examples
+    --------
+    >>> error_floor_pair(np.array([0.0, 1.0]), np.array([4.0, 1.0]), kappa=0.5)
+    (1.0, 1.0, 1.0)
+    """
+    b2 = np.atleast_1d(nonnegative("B2", B2)).astype(np.float64)
+    g2 = np.atleast_1d(nonnegative("G2", G2)).astype(np.float64)
+    if b2.shape != g2.shape or b2.ndim != 1:
+        raise ValueError(f"B2 {b2.shape} and G2 {g2.shape} must be 1-d of the same length")
+    k = float(nonnegative("kappa", kappa))
+    margin = 1.0 - k * b2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        floors = np.where(margin > 0, k * g2 / np.where(margin > 0, margin, 1.0), np.inf)
+    best = int(np.argmin(floors))
+    return float(b2[best]), float(g2[best]), float(floors[best])

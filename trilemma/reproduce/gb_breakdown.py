@@ -76,12 +76,11 @@ def _breakdown(settings: Settings) -> FigureData:
     grid = np.concatenate([[0.0], np.geomspace(1e-3, 1e3, 61)])
     g2 = dgd.sampled_gb(problem, torch.stack(samples), B2=grid)
     # for each f, the pair minimising the error floor κG²/(1 − κB²) at κ = f/(n − 2f)
-    chosen = []
-    for f in (f for f in fs if f > 0):
-        k = float(kappa_lower_bound(n=_HONEST + f, f=f))
-        with np.errstate(divide="ignore"):
-            floors = np.where(k * grid < 1, k * g2 / (1 - k * grid), np.inf)
-        chosen.append(float(grid[int(np.argmin(floors))]))
+    chosen = [
+        dgd.error_floor_pair(grid, g2, kappa=float(kappa_lower_bound(n=_HONEST + f, f=f)))[0]
+        for f in fs
+        if f > 0
+    ]
     points = gb_breakdown_point(B2=np.array(chosen or [0.0]))
     band = (float(points.min()), float(points.max()))
     for row in rows:
