@@ -157,3 +157,18 @@ def test_a_nan_attack_never_breaks_a_run(tmp_path):
     result = train(config, out=tmp_path, progress=False)
     assert all(row["loss"] == row["loss"] for row in result.rows)
     assert bool(torch.isfinite(result.state.theta).all())
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_a_cuda_run_follows_the_cpu_run(variant, tmp_path):
+    # the same random draws (made on the CPU generator), the same float64 arithmetic up to
+    # rounding: the two runs agree to float tolerance
+    config = RunConfig(name=variant, **VARIANTS[variant])
+    cpu = train(config, out=tmp_path / "cpu", progress=False)
+    cuda = train(config.replace(device="cuda"), out=tmp_path / "cuda", progress=False)
+    assert cuda.state.theta.device.type == "cuda"
+    torch.testing.assert_close(cuda.state.theta.cpu(), cpu.state.theta, rtol=1e-8, atol=1e-10)
+    for mine, theirs in zip(cpu.rows, cuda.rows, strict=True):
+        assert theirs["loss"] == pytest.approx(mine["loss"], rel=1e-8)
