@@ -293,3 +293,20 @@ def test_softmax_rejects_bad_inputs():
         SoftmaxRegression(features, labels, classes=3.0)
     with pytest.raises(ValueError, match=r"ridge=-1.0 must lie in \[0, inf\)"):
         SoftmaxRegression(features, labels, classes=K, ridge=-1.0)
+
+
+def test_softmax_smoothness_bounds_the_hessian():
+    # the Hessian of L_H from autograd never exceeds L = ½ λ_max(Σ̂) + λ; at θ = 0 with two
+    # classes (π = (½, ½): diag(π) − ππᵀ has eigenvalue ½ along (1, −1)) it attains it
+    g = torch.Generator().manual_seed(11)
+    features = torch.randn(3, 8, 4, generator=g, dtype=torch.float64)
+    labels = torch.randint(0, 2, (3, 8), generator=g)
+    problem = SoftmaxRegression(features, labels, classes=2, ridge=0.05)
+    bound = problem.smoothness()
+    for scale in (0.0, 1.0, 5.0):
+        theta = scale * torch.randn(problem.dimension, generator=g, dtype=torch.float64)
+        hessian = torch.autograd.functional.hessian(problem.objective, theta)
+        top = float(torch.linalg.eigvalsh(hessian)[-1])
+        assert top <= bound * (1 + 1e-12)
+        if scale == 0.0:
+            assert top == pytest.approx(bound, rel=1e-10)

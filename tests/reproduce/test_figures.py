@@ -37,7 +37,9 @@ def test_the_registry_lists_every_figure():
     assert set(reproduce.available()) == {
         "accountants-dpsgd",
         "gb-breakdown",
+        "gb-predicted",
         "gb-ridge",
+        "gb-safe-dshb",
         "podc-batch-size",
         "secldp-graphs",
         "trilemma-byzantine",

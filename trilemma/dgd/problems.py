@@ -269,6 +269,28 @@ class SoftmaxRegression(Problem):
         grad = (x.unsqueeze(-1) * residual.unsqueeze(-2)).flatten(-2)
         return grad + self.ridge * theta[..., None, None, :]
 
+    def smoothness(self) -> float:
+        """L = ½ λ_max((1/(hm)) Σ xxᵀ) + λ, a smoothness constant of L_H.
+
+        Derivation [D]: for one example with π = softmax(θᵀx) the Hessian of the cross-entropy
+        is xxᵀ ⊗ (diag(π) − ππᵀ); for a unit u ∈ ℝ^K, uᵀ(diag(π) − ππᵀ)u is the variance of u_k
+        under k ~ π, at most (max u − min u)²/4 ≤ 1/2 (Popoviciu), so diag(π) − ππᵀ ≼ ½ I
+        (Böhning, Ann. Inst. Statist. Math. 44, 1992, has ½(I − 11ᵀ/K)). Averaging over the hm
+        examples and adding the ridge: ∇²L_H ≼ (½ λ_max(Σ̂) + λ) I.
+
+        Examples
+        --------
+        One example x = (1, 0), ridge 0.1: λ_max(xxᵀ) = 1, so L = 0.5 + 0.1.
+
+        >>> X = torch.tensor([[[1.0, 0.0]]], dtype=torch.float64)
+        >>> problem = SoftmaxRegression(X, torch.tensor([[0]]), classes=2, ridge=0.1)
+        >>> round(problem.smoothness(), 12)
+        0.6
+        """
+        rows = self.features.reshape(-1, self.features.shape[-1]).double()
+        second_moment = rows.mT @ rows / rows.shape[0]
+        return 0.5 * float(torch.linalg.eigvalsh(second_moment)[-1]) + self.ridge
+
     def accuracy(self, theta: torch.Tensor, features: torch.Tensor, labels: torch.Tensor):
         """Fraction of ``(features (N, p), labels (N,))`` classified right, ``(...)``."""
         weights = theta.reshape(*theta.shape[:-1], features.shape[-1], self.classes)

@@ -6,7 +6,9 @@ Importing the package registers every figure module in :data:`FIGURES`.
 from trilemma._files import read_csv
 from trilemma.reproduce import (
     gb_breakdown,
+    gb_dp,
     gb_figures,
+    gb_predicted,
     podc_batch,
     privacy_figures,
     trilemma_mean,
@@ -32,7 +34,9 @@ __all__ = [
     "Settings",
     "available",
     "gb_breakdown",
+    "gb_dp",
     "gb_figures",
+    "gb_predicted",
     "podc_batch",
     "privacy_figures",
     "read_csv",

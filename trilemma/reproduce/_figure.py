@@ -8,6 +8,7 @@ never computes, computing never plots.
 from __future__ import annotations
 
 import datetime
+import itertools
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -17,6 +18,7 @@ from typing import Any
 
 import torch
 from matplotlib.figure import Figure as MatplotlibFigure
+from threadpoolctl import threadpool_limits
 
 import trilemma
 from trilemma._device import check_device, device_name
@@ -30,6 +32,7 @@ __all__ = [
     "FigureData",
     "Settings",
     "available",
+    "non_decreasing",
     "register",
     "reproduce",
     "write_index",
@@ -76,6 +79,14 @@ class Figure:
     compute: Callable[[Settings], FigureData]
     plot: Callable[[Sequence[Mapping[str, Any]], MatplotlibFigure], None]
     size: tuple[float, float] = (6.4, 4.4)
+    single_thread: bool = False
+    """Compute with one BLAS/OpenMP thread: small tensors (a few thousand entries per call)
+    pay more for waking a thread pool than they gain, most of all on a busy CPU."""
+
+
+def non_decreasing(values: Sequence[float], *, tolerance: float = 0.05) -> bool:
+    """Whether every value is at least (1 − ``tolerance``) × the one before it."""
+    return all(b >= a * (1 - tolerance) for a, b in itertools.pairwise(values))
 
 
 FIGURES: dict[str, Figure] = {}
@@ -133,7 +144,11 @@ def reproduce(
     size = check_choice("size", size, SIZES)
     settings = Settings(size=size, device=device, seed=seed, progress=progress)
     start = time.perf_counter()
-    data = figure.compute(settings)
+    if figure.single_thread:
+        with threadpool_limits(limits=1):
+            data = figure.compute(settings)
+    else:
+        data = figure.compute(settings)
     wall = time.perf_counter() - start
     canvas = MatplotlibFigure(figsize=figure.size, layout="constrained")
     figure.plot(data.rows, canvas)

@@ -13,7 +13,6 @@ regression H(θ) is bounded, so the frontier is nearly flat and B² = 0 (breakdo
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -24,20 +23,35 @@ from matplotlib.figure import Figure as MatplotlibFigure
 
 from trilemma import dgd
 from trilemma.bounds import gb_breakdown_point, kappa_lower_bound
-from trilemma.reproduce._figure import Figure, FigureData, Settings, register
+from trilemma.reproduce._figure import Figure, FigureData, Settings, non_decreasing, register
 
-__all__: list[str] = []
+__all__ = ["EXTREME_DIGITS", "extreme_digits"]
 
 _RULES = ("nnm>>cwtm", "nnm>>cwmed", "nnm>>krum", "nnm>>gm")
-_HONEST, _PER_WORKER, _RIDGE = 10, 150, 1e-4
+EXTREME_DIGITS = {"honest": 10, "per_worker": 150, "ridge": 1e-4}
+"""The extremely heterogeneous digits task of the (G, B) figures: 10 honest workers, worker i
+holds 150 examples of digit i, multinomial logistic regression with ridge 1e-4."""
+_HONEST = EXTREME_DIGITS["honest"]
+
+
+def extreme_digits(seed: int) -> dgd.SoftmaxRegression:
+    """The :data:`EXTREME_DIGITS` problem, examples drawn with ``seed``."""
+    data = dgd.load_classification("digits")
+    features, labels = dgd.split_workers(
+        data,
+        workers=_HONEST,
+        per_worker=EXTREME_DIGITS["per_worker"],
+        kind="extreme",
+        seed=seed,
+    )
+    return dgd.SoftmaxRegression(
+        features, labels, classes=data.classes, ridge=EXTREME_DIGITS["ridge"]
+    )
 
 
 def _breakdown(settings: Settings) -> FigureData:
     data = dgd.load_classification("digits")
-    features, labels = dgd.split_workers(
-        data, workers=_HONEST, per_worker=_PER_WORKER, kind="extreme", seed=settings.seed
-    )
-    problem = dgd.SoftmaxRegression(features, labels, classes=data.classes, ridge=_RIDGE)
+    problem = extreme_digits(settings.seed)
     steps = settings.pick(tiny=20, quick=150, full=600)
     # Krum (n − f − 2 neighbours) needs n = 10 + f ≥ 2f + 3, i.e. f ≤ 7 (f/n ≤ 0.41)
     fs = settings.pick(tiny=(0, 3, 6), quick=(0, 1, 2, 3, 4, 5, 6, 7), full=tuple(range(8)))
@@ -95,9 +109,7 @@ def _breakdown(settings: Settings) -> FigureData:
     return FigureData(
         rows=rows,
         parameters={
-            "honest": _HONEST,
-            "per_worker": _PER_WORKER,
-            "ridge": _RIDGE,
+            **EXTREME_DIGITS,
             "steps": steps,
             "lr": lr,
             "initial_loss": initial,
@@ -112,15 +124,11 @@ def _breakdown(settings: Settings) -> FigureData:
                 not r["collapsed"] for r in clean
             ),
             "the loss does not improve as f/n grows (within 5 %)": all(
-                _non_decreasing([r["best_loss"] for r in rows if r["rule"] == rule])
+                non_decreasing([r["best_loss"] for r in rows if r["rule"] == rule])
                 for rule in _RULES
             ),
         },
     )
-
-
-def _non_decreasing(values: Sequence[float]) -> bool:
-    return all(b >= a * 0.95 for a, b in itertools.pairwise(values))
 
 
 def _plot_breakdown(rows: Sequence[Mapping[str, Any]], canvas: MatplotlibFigure) -> None:
