@@ -70,12 +70,13 @@ class RunState:
 
 @dataclass(frozen=True)
 class StepRecord:
-    """What step t measured: ‖∇L_H(θ_t)‖², the robustness ratio κ̂_t (see
-    :class:`Trajectory`) and L_H(θ_{t+1}), each ``(...)``."""
+    """What step t measured, each ``(...)``: the robustness ratio κ̂_t (see
+    :class:`Trajectory`), and unless the step was told not to measure, ‖∇L_H(θ_t)‖² and
+    L_H(θ_{t+1})."""
 
-    gradient_norm2: torch.Tensor
     kappa_hat: torch.Tensor
-    objective: torch.Tensor
+    gradient_norm2: torch.Tensor | None = None
+    objective: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -221,14 +222,18 @@ class RobustDGD:
         return self.shard.gather(self.local.losses(theta), -1).mean(dim=-1)
 
     def step(
-        self, state: RunState, generator: torch.Generator | None = None
+        self, state: RunState, generator: torch.Generator | None = None, *, measure: bool = True
     ) -> tuple[RunState, StepRecord]:
         """One step from ``state``; ``generator`` draws the batches and the noise (required when
-        either is used; its state advances)."""
+        either is used; its state advances). ``measure=False`` skips ‖∇L_H(θ_t)‖² and
+        L_H(θ_{t+1}) — for D-SGD the full gradients, about as costly as the step itself — and
+        changes nothing else."""
         if self.stochastic and generator is None:
             raise ValueError("batches, clipping or noise need a torch.Generator (generator=)")
         theta = state.theta
-        full = self.shard.gather(self.local.gradients(theta), -2)
+        full = None
+        if measure or not self.stochastic:
+            full = self.shard.gather(self.local.gradients(theta), -2)
         honest = self._messages(theta, generator) if self.stochastic else full
         honest_buffer = byzantine_buffer = None
         if self.momentum > 0:
@@ -252,11 +257,13 @@ class RobustDGD:
             spread > 0, error / spread.clamp(min=1e-300), torch.where(error > 0, torch.inf, 0.0)
         )
         theta = theta - self.lr * update
-        record = StepRecord(
-            gradient_norm2=full.mean(dim=-2).square().sum(dim=-1),
-            kappa_hat=ratio,
-            objective=self.objective(theta),
-        )
+        record = StepRecord(kappa_hat=ratio)
+        if measure:
+            record = StepRecord(
+                kappa_hat=ratio,
+                gradient_norm2=full.mean(dim=-2).square().sum(dim=-1),
+                objective=self.objective(theta),
+            )
         return RunState(state.step + 1, theta, honest_buffer, byzantine_buffer), record
 
     def gradient_norm2(self, theta: torch.Tensor) -> torch.Tensor:

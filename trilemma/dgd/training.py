@@ -270,7 +270,7 @@ def train(
     try:
         while done.state.step < config.steps:
             begin = time.perf_counter()
-            state, record = algorithm.step(done.state, generator)
+            state, record = algorithm.step(done.state, generator, measure=False)
             elapsed = done.elapsed + time.perf_counter() - begin
             window = (
                 record.kappa_hat
@@ -281,7 +281,8 @@ def train(
             if state.step % config.log_every == 0 or state.step == config.steps:
                 rows = rows + _rows(experiment, state, window=window)
                 window = None
-                bar.set_postfix(loss=f"{float(record.objective.mean()):.4g}", refresh=False)
+                loss = sum(row["loss"] for row in rows[-config.seeds :]) / config.seeds
+                bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
             # one assignment commits the step: an interruption sees the old or the new progress
             done = _Progress(state, rows, window, elapsed, generator.get_state())
             if state.step % config.checkpoint_every == 0 or state.step == config.steps:
