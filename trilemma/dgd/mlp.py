@@ -17,7 +17,7 @@ import torch
 from torch.func import grad, vmap
 
 from trilemma._validation import check_choice, check_int, check_real
-from trilemma.dgd.problems import Problem, _check_data, _take
+from trilemma.dgd.problems import Problem, _check_classes, _check_data, _take
 
 __all__ = ["ACTIVATIONS", "MLPClassifier"]
 
@@ -80,11 +80,7 @@ class MLPClassifier(Problem):
 
     def __post_init__(self) -> None:
         h, _, p = _check_data(self.features, self.labels)
-        k = check_int("classes", self.classes, low=2)
-        if self.labels.is_floating_point() or self.labels.dtype == torch.bool:
-            raise TypeError("labels must hold integer classes")
-        if int(self.labels.min()) < 0 or int(self.labels.max()) >= k:
-            raise ValueError(f"labels must lie in [0, {k - 1}]")
+        k = _check_classes(self.labels, self.classes)
         width = check_int("hidden", self.hidden, low=1)
         check_choice("activation", self.activation, ACTIVATIONS)
         check_real("ridge", self.ridge, low=0)

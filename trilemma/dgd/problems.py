@@ -36,6 +36,16 @@ def _check_data(features: torch.Tensor, labels: torch.Tensor) -> tuple[int, int,
     return features.shape[0], features.shape[1], features.shape[2]
 
 
+def _check_classes(labels: torch.Tensor, classes: int) -> int:
+    """K after checking K ≥ 2 and that ``labels`` are integers in [0, K)."""
+    k = check_int("classes", classes, low=2)
+    if labels.is_floating_point() or labels.dtype == torch.bool:
+        raise TypeError("labels must hold integer classes")
+    if int(labels.min()) < 0 or int(labels.max()) >= k:
+        raise ValueError(f"labels must lie in [0, {k - 1}]")
+    return k
+
+
 def _take(features: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """Rows ``index`` ``(..., h, b)`` of each worker's features ``(h, m, p)``, as
     ``(..., h, b, p)``."""
@@ -229,11 +239,7 @@ class SoftmaxRegression(Problem):
 
     def __post_init__(self) -> None:
         h, _, p = _check_data(self.features, self.labels)
-        k = check_int("classes", self.classes, low=2)
-        if self.labels.is_floating_point() or self.labels.dtype == torch.bool:
-            raise TypeError("labels must hold integer classes")
-        if int(self.labels.min()) < 0 or int(self.labels.max()) >= k:
-            raise ValueError(f"labels must lie in [0, {k - 1}]")
+        k = _check_classes(self.labels, self.classes)
         check_real("ridge", self.ridge, low=0)
         object.__setattr__(self, "workers", h)
         object.__setattr__(self, "dimension", p * k)
