@@ -74,7 +74,10 @@ def _coordinate_std(honest: torch.Tensor, *, unbiased: bool) -> torch.Tensor:
     h = honest.shape[-2]
     if unbiased and h < 2:
         raise ValueError(f"unbiased=True needs h >= 2 honest vectors, got h={h}")
-    return honest.std(dim=-2, correction=1 if unbiased else 0)
+    # two passes (mean, then squared deviations): as accurate as torch.std and several times
+    # faster on small (h, d) inputs, where torch.std's strided reduction dominates an attack
+    deviations = honest - honest.mean(dim=-2, keepdim=True)
+    return (deviations.square().sum(dim=-2) / (h - 1 if unbiased else h)).sqrt()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
