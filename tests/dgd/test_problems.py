@@ -310,3 +310,18 @@ def test_softmax_smoothness_bounds_the_hessian():
         assert top <= bound * (1 + 1e-12)
         if scale == 0.0:
             assert top == pytest.approx(bound, rel=1e-10)
+
+
+@pytest.mark.parametrize("make", ["least_squares", "softmax"])
+def test_losses_and_gradients_in_one_pass_equal_the_two_calls(make):
+    g = torch.Generator().manual_seed(12)
+    features = torch.randn(3, 5, 4, generator=g, dtype=F64)
+    if make == "softmax":
+        labels = torch.randint(0, 3, (3, 5), generator=g)
+        problem = SoftmaxRegression(features, labels, classes=3, ridge=0.1)
+    else:
+        problem = LeastSquares(features, torch.randn(3, 5, generator=g, dtype=F64), ridge=0.1)
+    theta = torch.randn(2, problem.dimension, generator=g, dtype=F64)
+    losses, gradients = problem.losses_and_gradients(theta)
+    torch.testing.assert_close(losses, problem.losses(theta), rtol=0, atol=0)
+    torch.testing.assert_close(gradients, problem.gradients(theta), rtol=0, atol=0)

@@ -84,6 +84,11 @@ class Problem(abc.ABC):
         """L_H(θ) = (1/h) Σ_i L_i(θ), ``(...)``."""
         return self.losses(theta).mean(dim=-1)
 
+    def losses_and_gradients(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(:meth:`losses`, :meth:`gradients`) at θ, the same values as the two calls; problems
+        that share work between them (the logits) override it."""
+        return self.losses(theta), self.gradients(theta)
+
     def restrict(self, start: int, stop: int) -> Problem:
         """The same problem on honest workers ``start:stop`` only: every per-worker data field
         (a tensor whose first dimension is h) is sliced, the other fields are kept.
@@ -248,15 +253,23 @@ class SoftmaxRegression(Problem):
         weights = theta.reshape(*theta.shape[:-1], self.features.shape[2], self.classes)
         return torch.einsum("hmp,...pk->...hmk", self.features, weights)
 
-    def losses(self, theta: torch.Tensor) -> torch.Tensor:
-        logits = self._logits(theta)
+    def _losses(self, theta: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         labels = self.labels.expand(*logits.shape[:-1])
         picked = logits.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
         data = (torch.logsumexp(logits, dim=-1) - picked).mean(dim=-1)
         return data + self.ridge / 2 * theta.square().sum(dim=-1, keepdim=True)
 
+    def losses(self, theta: torch.Tensor) -> torch.Tensor:
+        return self._losses(theta, self._logits(theta))
+
     def gradients(self, theta: torch.Tensor) -> torch.Tensor:
+        return self._gradients(theta, self._logits(theta))
+
+    def losses_and_gradients(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self._logits(theta)
+        return self._losses(theta, logits), self._gradients(theta, logits)
+
+    def _gradients(self, theta: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         residual = torch.softmax(logits, dim=-1)
         onehot = torch.nn.functional.one_hot(self.labels, self.classes).to(residual.dtype)
         residual = residual - onehot

@@ -60,12 +60,15 @@ class Shard:
 @dataclass(frozen=True)
 class RunState:
     """Everything the next step depends on besides the generator: the step count t, θ_t and the
-    momentum buffers (None before the first step or without momentum)."""
+    momentum buffers (None before the first step or without momentum). ``gradients`` caches
+    this process's honest workers' ∇L_i(θ_t) when the previous step computed them along with
+    L_H(θ_t) (None: computed when needed; never part of a checkpoint)."""
 
     step: int
     theta: torch.Tensor
     honest_buffer: torch.Tensor | None = None
     byzantine_buffer: torch.Tensor | None = None
+    gradients: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -233,7 +236,8 @@ class RobustDGD:
         theta = state.theta
         full = None
         if measure or not self.stochastic:
-            full = self.shard.gather(self.local.gradients(theta), -2)
+            local = self.local.gradients(theta) if state.gradients is None else state.gradients
+            full = self.shard.gather(local, -2)
         honest = self._messages(theta, generator) if self.stochastic else full
         honest_buffer = byzantine_buffer = None
         if self.momentum > 0:
@@ -257,14 +261,16 @@ class RobustDGD:
             spread > 0, error / spread.clamp(min=1e-300), torch.where(error > 0, torch.inf, 0.0)
         )
         theta = theta - self.lr * update
-        record = StepRecord(kappa_hat=ratio)
-        if measure:
+        record, gradients = StepRecord(kappa_hat=ratio), None
+        if measure:  # L_H(θ_{t+1}) and the next step's gradients from one pass
+            losses, gradients = self.local.losses_and_gradients(theta)
             record = StepRecord(
                 kappa_hat=ratio,
                 gradient_norm2=full.mean(dim=-2).square().sum(dim=-1),
-                objective=self.objective(theta),
+                objective=self.shard.gather(losses, -1).mean(dim=-1),
             )
-        return RunState(state.step + 1, theta, honest_buffer, byzantine_buffer), record
+        next_state = RunState(state.step + 1, theta, honest_buffer, byzantine_buffer, gradients)
+        return next_state, record
 
     def gradient_norm2(self, theta: torch.Tensor) -> torch.Tensor:
         """‖∇L_H(θ)‖², ``(...)``."""
