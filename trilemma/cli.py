@@ -537,7 +537,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--size",
         choices=("tiny", "quick", "full"),
         default="full",
-        help="problem sizes: quick runs in about a minute per figure, tiny in seconds",
+        help="problem sizes: quick runs in under a minute per figure, tiny in seconds",
     )
     figures.add_argument("--out", default="results", help="output folder (default: results)")
     figures.add_argument("--device", default="cpu", help="cpu or cuda[:k]")

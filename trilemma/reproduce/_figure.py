@@ -46,7 +46,7 @@ SIZES: tuple[str, ...] = ("tiny", "quick", "full")
 
 @dataclass(frozen=True)
 class Settings:
-    """How a figure is computed: ``size`` (``"full"``; ``"quick"``: about a minute each on a
+    """How a figure is computed: ``size`` (``"full"``; ``"quick"``: under a minute each on a
     laptop CPU; ``"tiny"``: seconds, for tests), device, seed, progress bar."""
 
     size: str = "full"
@@ -123,7 +123,7 @@ def reproduce(
     out : str or Path
         Output folder (created if needed).
     size : {"full", "quick", "tiny"}
-        Problem sizes: ``"quick"`` runs in about a minute per figure on a laptop CPU,
+        Problem sizes: ``"quick"`` runs in under a minute per figure on a laptop CPU,
         ``"tiny"`` in seconds (tests).
     device : str
         ``"cpu"`` or ``"cuda"`` (Monte Carlo figures run there).
