@@ -135,6 +135,7 @@ def _safe_dshb(settings: Settings) -> FigureData:
                     "accuracy_min": float(accuracy.min()),
                     "accuracy_max": float(accuracy.max()),
                     "final_loss": float(run.objective[-1].mean()),
+                    "kappa_hat_mean": float(run.kappa_hat.mean()),
                 }
             )
     low, high = min(epsilons), max(epsilons)
