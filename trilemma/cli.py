@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from trilemma import __version__, accountants
+from trilemma._files import read_csv
 
 if TYPE_CHECKING:
     from trilemma.dgd import RunConfig
@@ -366,13 +367,10 @@ def _run(args: argparse.Namespace) -> Rows:
         forwarded = [args.config] if args.config else []
         forwarded += [f"--set={text}" for text in args.set]
         forwarded += ["--out", args.out]
+        forwarded += ["--worker"]  # the ranks print nothing; this process reports
         forwarded += [
             flag
-            for flag, on in (
-                ("--resume", args.resume),
-                ("--no-progress", args.no_progress),
-                ("--json", args.json),
-            )
+            for flag, on in (("--resume", args.resume), ("--no-progress", args.no_progress))
             if on
         ]
         command = [
@@ -389,7 +387,8 @@ def _run(args: argparse.Namespace) -> Rows:
         status = subprocess.run(command, check=False).returncode
         if status:
             raise ValueError(f"torchrun with {nproc} processes exited with status {status}")
-        return []
+        folder = Path(args.out) / config.name
+        return _final_rows(folder, read_csv(folder / "metrics.csv"), args.json)
     config = config.replace(device=initialize(config.device))
     rank = dist.get_rank() if dist.is_initialized() else 0
     try:
@@ -403,13 +402,18 @@ def _run(args: argparse.Namespace) -> Rows:
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
-    if rank:
+    if rank or args.worker:
         return []
-    if not args.json:
-        print(f"metrics, meta.json and the checkpoint are in {result.folder}/", file=sys.stderr)
-    last = result.state.step
+    return _final_rows(result.folder, result.rows, args.json)
+
+
+def _final_rows(folder: Path, rows: Rows, as_json: bool) -> Rows:
+    """The metrics of the last logged step, one row per seed."""
+    if not as_json:
+        print(f"metrics, meta.json and the checkpoint are in {folder}/", file=sys.stderr)
+    last = max(row["step"] for row in rows)
     keys = ("step", "seed", "loss", "gradient_norm2", "train_accuracy", "test_accuracy")
-    return [{k: row[k] for k in keys} for row in result.rows if row["step"] == last]
+    return [{k: row[k] for k in keys} for row in rows if row["step"] == last]
 
 
 def _check(args: argparse.Namespace) -> Rows:
@@ -567,6 +571,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--nproc", type=int, default=1, help="processes (torch.distributed via torchrun)"
     )
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    run.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     run.set_defaults(handler=_run)
 
     check = commands.add_parser(

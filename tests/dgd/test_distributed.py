@@ -4,6 +4,7 @@ trajectory (same seed), through the library and through `trilemma run --nproc`."
 from __future__ import annotations
 
 import itertools
+import json
 import subprocess
 import sys
 
@@ -87,10 +88,14 @@ def test_gloo_processes_follow_the_single_process_trajectory(world, tmp_path):
 def test_trilemma_run_nproc_matches_one_process(tmp_path):
     settings = ["--set=steps=8", "--set=log_every=4", "--set=workers=5", "--set=per_worker=30"]
     settings += ["--set=batch_size=10", "--set=clip=2.0", "--set=epsilon=8.0", "--set=momentum=0.5"]
+    printed = {}
     for name, nproc in (("one", 1), ("two", 2)):
         command = [sys.executable, "-m", "trilemma", "run", f"--set=name={name}", *settings]
-        command += ["--out", str(tmp_path), "--no-progress", "--nproc", str(nproc)]
-        subprocess.run(command, check=True, capture_output=True, timeout=300)
+        command += ["--out", str(tmp_path), "--no-progress", "--nproc", str(nproc), "--json"]
+        done = subprocess.run(command, check=True, capture_output=True, text=True, timeout=300)
+        printed[name] = json.loads(done.stdout)  # one JSON document: the ranks print nothing
+    assert [row["step"] for row in printed["two"]] == [8]
+    assert printed["two"][0]["loss"] == pytest.approx(printed["one"][0]["loss"], rel=1e-10)
     one = torch.load(tmp_path / "one" / "checkpoint.pt", weights_only=False)
     two = torch.load(tmp_path / "two" / "checkpoint.pt", weights_only=False)
     torch.testing.assert_close(two["theta"], one["theta"], rtol=1e-10, atol=1e-12)
