@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -172,3 +173,16 @@ def test_a_cuda_run_follows_the_cpu_run(variant, tmp_path):
     torch.testing.assert_close(cuda.state.theta.cpu(), cpu.state.theta, rtol=1e-8, atol=1e-10)
     for mine, theirs in zip(cpu.rows, cuda.rows, strict=True):
         assert theirs["loss"] == pytest.approx(mine["loss"], rel=1e-8)
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).parents[2].glob("examples/runs/*.toml")))
+def test_the_example_configs_load_and_train(path, tmp_path):
+    config = RunConfig.from_file(path)
+    short = config.replace(steps=3, log_every=1, seeds=1)
+    result = train(short, out=tmp_path, progress=False)
+    assert [row["step"] for row in result.rows] == [0, 1, 2, 3]
+    assert all(0 <= row["test_accuracy"] <= 1 for row in result.rows)
+
+
+def test_there_are_example_configs():
+    assert len(list(Path(__file__).parents[2].glob("examples/runs/*.toml"))) >= 3
