@@ -175,7 +175,7 @@ def test_a_cuda_run_follows_the_cpu_run(variant, tmp_path):
         assert theirs["loss"] == pytest.approx(mine["loss"], rel=1e-8)
 
 
-@pytest.mark.parametrize("path", sorted(Path(__file__).parents[2].glob("examples/runs/*.toml")))
+@pytest.mark.parametrize("path", sorted(Path(__file__).parents[2].glob("examples/configs/*.toml")))
 def test_the_example_configs_load_and_train(path, tmp_path):
     config = RunConfig.from_file(path)
     short = config.replace(steps=3, log_every=1, seeds=1)
@@ -185,4 +185,4 @@ def test_the_example_configs_load_and_train(path, tmp_path):
 
 
 def test_there_are_example_configs():
-    assert len(list(Path(__file__).parents[2].glob("examples/runs/*.toml"))) >= 3
+    assert len(list(Path(__file__).parents[2].glob("examples/configs/*.toml"))) >= 3
