@@ -220,9 +220,15 @@ class RobustDGD:
         """Device of the problem's data, and of θ."""
         return self.problem.features.device
 
-    def objective(self, theta: torch.Tensor) -> torch.Tensor:
-        """L_H(θ), ``(...)``, from every process's workers."""
-        return self.shard.gather(self.local.losses(theta), -1).mean(dim=-1)
+    def measure(self, state: RunState) -> tuple[torch.Tensor, torch.Tensor]:
+        """(L_H(θ_t), ‖∇L_H(θ_t)‖²), each ``(...)``, from every process's workers: one pass
+        over the data, or none for the gradients when ``state`` caches them."""
+        if state.gradients is None:
+            losses, local = self.local.losses_and_gradients(state.theta)
+        else:
+            losses, local = self.local.losses(state.theta), state.gradients
+        gradient = self.shard.gather(local, -2).mean(dim=-2)
+        return self.shard.gather(losses, -1).mean(dim=-1), gradient.square().sum(dim=-1)
 
     def step(
         self, state: RunState, generator: torch.Generator | None = None, *, measure: bool = True
@@ -271,10 +277,6 @@ class RobustDGD:
             )
         next_state = RunState(state.step + 1, theta, honest_buffer, byzantine_buffer, gradients)
         return next_state, record
-
-    def gradient_norm2(self, theta: torch.Tensor) -> torch.Tensor:
-        """‖∇L_H(θ)‖², ``(...)``."""
-        return self.shard.gather(self.local.gradients(theta), -2).mean(dim=-2).square().sum(-1)
 
     def _messages(self, theta: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Honest messages of one stochastic step: batch, clip, average, add noise. The random
@@ -375,10 +377,8 @@ def robust_dgd(
         noise_std=noise_std,
         momentum=momentum,
     )
-    if algorithm.stochastic and generator is None:
-        raise ValueError("batches, clipping or noise need a torch.Generator (generator=)")
     state = algorithm.start(theta0)
-    objective, norms, ratios = [algorithm.objective(state.theta)], [], []
+    objective, norms, ratios = [algorithm.measure(state)[0]], [], []
     iterates = [state.theta] if keep_iterates else None
     for _ in range(steps):
         state, record = algorithm.step(state, generator)
@@ -387,7 +387,7 @@ def robust_dgd(
         ratios.append(record.kappa_hat)
         if iterates is not None:
             iterates.append(state.theta)
-    norms.append(algorithm.gradient_norm2(state.theta))
+    norms.append(algorithm.measure(state)[1])
     return Trajectory(
         objective=torch.stack(objective),
         gradient_norm2=torch.stack(norms),

@@ -327,8 +327,7 @@ def _rows(
     """One metrics row per seed at θ_t."""
     algorithm, problem = experiment.algorithm, experiment.problem
     theta = state.theta
-    loss = algorithm.objective(theta).tolist()
-    norm = algorithm.gradient_norm2(theta).tolist()
+    loss, norm = (value.tolist() for value in algorithm.measure(state))
     train_accuracy = problem.accuracy(theta, *experiment.train_set).tolist()
     test_accuracy = (
         problem.accuracy(theta, *experiment.test_set).tolist()
