@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from dp_accounting import get_sigma_gaussian
 
-from trilemma import reproduce
+from trilemma import dgd, reproduce
 from trilemma.bounds import (
     complete_graph_inverse_variance,
     trilemma_lower_bound,
@@ -208,10 +208,9 @@ def test_cli_reproduce_glob_and_list(tmp_path, capsys):
 
 
 def test_gb_ridge_data(computed):
-    from trilemma.reproduce.gb_figures import ridge_problem
 
     data = computed["gb-ridge"]
-    problem = ridge_problem()
+    problem = dgd.diabetes_ridge()
     _, _, mu, lipschitz = problem.optimum()
     assert data.parameters["mu"] == pytest.approx(mu) and data.parameters["L"] == pytest.approx(
         lipschitz

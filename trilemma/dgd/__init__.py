@@ -23,11 +23,13 @@ from trilemma.dgd.runner import (
     Trajectory,
     robust_dgd,
 )
+from trilemma.dgd.tasks import EXTREME_DIGITS, diabetes_ridge, extreme_digits
 from trilemma.dgd.training import Experiment, TrainingResult, build_experiment, holdout, train
 
 __all__ = [
     "ACTIVATIONS",
     "ATTACKS",
+    "EXTREME_DIGITS",
     "MODELS",
     "SPLITS",
     "ClassificationData",
@@ -44,10 +46,12 @@ __all__ = [
     "TrainingResult",
     "Trajectory",
     "build_experiment",
+    "diabetes_ridge",
     "dissimilarity",
     "error_floor_pair",
     "exact_gb",
     "exact_gb_threshold",
+    "extreme_digits",
     "holdout",
     "load_classification",
     "robust_dgd",

@@ -1,8 +1,8 @@
 """The figure registry and the runner that turns a figure into PNG + CSV + meta.json.
 
 A :class:`Figure` pairs a ``compute`` function (settings → tidy rows, the parameters used and the
-checks of measurement against theory) with a ``plot`` function that only draws rows: plotting
-never computes, computing never plots.
+checks of measurement against theory) with a ``plot`` function that only draws that
+:class:`FigureData`: plotting never computes, computing never plots.
 """
 
 from __future__ import annotations
@@ -77,7 +77,8 @@ class Figure:
     theorem: str
     description: str
     compute: Callable[[Settings], FigureData]
-    plot: Callable[[Sequence[Mapping[str, Any]], MatplotlibFigure], None]
+    plot: Callable[[FigureData, MatplotlibFigure], None]
+    """Draws ``data`` (its rows and parameters) on the canvas; never computes."""
     size: tuple[float, float] = (6.4, 4.4)
     single_thread: bool = False
     """Compute with one BLAS/OpenMP thread: small tensors (a few thousand entries per call)
@@ -151,7 +152,7 @@ def reproduce(
         data = figure.compute(settings)
     wall = time.perf_counter() - start
     canvas = MatplotlibFigure(figsize=figure.size, layout="constrained")
-    figure.plot(data.rows, canvas)
+    figure.plot(data, canvas)
     folder = Path(out)
     paths = {
         "csv": write_csv(folder / f"{name}.csv", data.rows),

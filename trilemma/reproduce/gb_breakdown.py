@@ -14,7 +14,6 @@ regression H(θ) is bounded, so the frontier is nearly flat and B² = 0 (breakdo
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,33 +24,15 @@ from trilemma import dgd
 from trilemma.bounds import gb_breakdown_point, kappa_lower_bound
 from trilemma.reproduce._figure import Figure, FigureData, Settings, non_decreasing, register
 
-__all__ = ["EXTREME_DIGITS", "extreme_digits"]
+__all__: list[str] = []
 
 _RULES = ("nnm>>cwtm", "nnm>>cwmed", "nnm>>krum", "nnm>>gm")
-EXTREME_DIGITS = {"honest": 10, "per_worker": 150, "ridge": 1e-4}
-"""The extremely heterogeneous digits task of the (G, B) figures: 10 honest workers, worker i
-holds 150 examples of digit i, multinomial logistic regression with ridge 1e-4."""
-_HONEST = EXTREME_DIGITS["honest"]
-
-
-def extreme_digits(seed: int) -> dgd.SoftmaxRegression:
-    """The :data:`EXTREME_DIGITS` problem, examples drawn with ``seed``."""
-    data = dgd.load_classification("digits")
-    features, labels = dgd.split_workers(
-        data,
-        workers=_HONEST,
-        per_worker=EXTREME_DIGITS["per_worker"],
-        kind="extreme",
-        seed=seed,
-    )
-    return dgd.SoftmaxRegression(
-        features, labels, classes=data.classes, ridge=EXTREME_DIGITS["ridge"]
-    )
+_HONEST = dgd.EXTREME_DIGITS["honest"]
 
 
 def _breakdown(settings: Settings) -> FigureData:
     data = dgd.load_classification("digits")
-    problem = extreme_digits(settings.seed)
+    problem = dgd.extreme_digits(settings.seed)
     steps = settings.pick(tiny=20, quick=150, full=600)
     # Krum (n − f − 2 neighbours) needs n = 10 + f ≥ 2f + 3, i.e. f ≤ 7 (f/n ≤ 0.41)
     fs = settings.pick(tiny=(0, 3, 6), quick=(0, 1, 2, 3, 4, 5, 6, 7), full=tuple(range(8)))
@@ -109,7 +90,7 @@ def _breakdown(settings: Settings) -> FigureData:
     return FigureData(
         rows=rows,
         parameters={
-            **EXTREME_DIGITS,
+            **dgd.EXTREME_DIGITS,
             "steps": steps,
             "lr": lr,
             "initial_loss": initial,
@@ -131,7 +112,8 @@ def _breakdown(settings: Settings) -> FigureData:
     )
 
 
-def _plot_breakdown(rows: Sequence[Mapping[str, Any]], canvas: MatplotlibFigure) -> None:
+def _plot_breakdown(data: FigureData, canvas: MatplotlibFigure) -> None:
+    rows = data.rows
     loss_axes, accuracy_axes = canvas.subplots(1, 2)
     low, high = rows[0]["band_low"], rows[0]["band_high"]
     for axes in (loss_axes, accuracy_axes):

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -190,7 +189,8 @@ def _position(epsilon: float, largest: float) -> float:
     return 2.0 * largest if math.isinf(epsilon) else epsilon
 
 
-def _plot_safe_dshb(rows: Sequence[Mapping[str, Any]], canvas: MatplotlibFigure) -> None:
+def _plot_safe_dshb(data: FigureData, canvas: MatplotlibFigure) -> None:
+    rows = data.rows
     attacks = [a for a in dict.fromkeys(r["attack"] for r in rows) if a != "none"]
     panels = canvas.subplots(1, len(attacks), sharey=True, squeeze=False)[0]
     epsilons = sorted({r["epsilon"] for r in rows})

@@ -4,7 +4,6 @@ each run actually paid and against the lower bound."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -15,27 +14,10 @@ from trilemma import dgd
 from trilemma.bounds import gb_breakdown_point, gb_lower_bound, gb_upper_bound_pl, kappa_lower_bound
 from trilemma.reproduce._figure import Figure, FigureData, Settings, register
 
-__all__ = ["best_gb_bound", "ridge_problem"]
+__all__ = ["best_gb_bound"]
 
 _ATTACKS = ("sign_flipping", "foe", "alie", "mimic")
 _RULE = "nnm>>cwtm"
-
-
-def ridge_problem(honest: int = 7, per_worker: int = 20) -> dgd.LeastSquares:
-    """``honest`` workers holding ``per_worker`` standardised rows of scikit-learn's diabetes
-    data each (d = 10), ridge λ = 1/√h — the paper's ridge experiment (7 workers, λ = 1/√7) on
-    offline data. With one row per worker (the paper's choice on LIBSVM ``mg``, d = 6) the
-    exact B² threshold is 7.3 here, so every f ≥ 1 of n = 7 + f lies beyond the breakdown point;
-    20 rows give B² ≥ 0.70 (breakdown 0.37)."""
-    from sklearn.datasets import load_diabetes
-
-    table, target = load_diabetes(return_X_y=True)
-    rows = np.random.default_rng(0).choice(len(table), honest * per_worker, replace=False)
-    x = (table - table.mean(axis=0)) / table.std(axis=0)
-    y = (target - target.mean()) / target.std()
-    features = torch.from_numpy(x[rows].reshape(honest, per_worker, -1).copy())
-    targets = torch.from_numpy(y[rows].reshape(honest, per_worker).copy())
-    return dgd.LeastSquares(features, targets, ridge=honest**-0.5)
 
 
 def best_gb_bound(
@@ -67,7 +49,7 @@ def best_gb_bound(
 
 
 def _ridge(settings: Settings) -> FigureData:
-    problem = ridge_problem()
+    problem = dgd.diabetes_ridge()
     _, l_star, mu, lipschitz = problem.optimum()
     steps = settings.pick(tiny=100, quick=500, full=2000)
     fs = settings.pick(tiny=(1, 2), quick=(1, 2, 3, 4), full=(1, 2, 3, 4, 5, 6))
@@ -130,7 +112,8 @@ def _ridge(settings: Settings) -> FigureData:
     )
 
 
-def _plot_ridge(rows: Sequence[Mapping[str, Any]], canvas: MatplotlibFigure) -> None:
+def _plot_ridge(data: FigureData, canvas: MatplotlibFigure) -> None:
+    rows = data.rows
     axes = canvas.subplots()
     for index, attack in enumerate(_ATTACKS):
         mine = sorted((r for r in rows if r["attack"] == attack), key=lambda r: r["fraction"])

@@ -42,7 +42,7 @@ the bound an upper bound.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -52,11 +52,10 @@ from matplotlib.figure import Figure as MatplotlibFigure
 from trilemma import dgd
 from trilemma.bounds import gb_upper_bound_nonconvex, kappa, kappa_lower_bound
 from trilemma.reproduce._figure import Figure, FigureData, Settings, register
-from trilemma.reproduce.gb_breakdown import EXTREME_DIGITS, extreme_digits
 
 __all__: list[str] = []
 
-_HONEST, _RIDGE = EXTREME_DIGITS["honest"], EXTREME_DIGITS["ridge"]
+_HONEST, _RIDGE = dgd.EXTREME_DIGITS["honest"], dgd.EXTREME_DIGITS["ridge"]
 _RULE = "nnm>>cwtm"
 _CHUNK = 256  # θ per call of sampled_gb: bounds the (θ, worker, example, class) logits in memory
 
@@ -73,7 +72,7 @@ def _frontier(
 
 
 def _predicted(settings: Settings) -> FigureData:
-    problem = extreme_digits(settings.seed)
+    problem = dgd.extreme_digits(settings.seed)
     steps = settings.pick(tiny=15, quick=200, full=400)
     reference_steps = settings.pick(tiny=50, quick=600, full=1500)
     fs = settings.pick(tiny=(1, 3), quick=tuple(range(1, 8)), full=tuple(range(1, 8)))
@@ -162,7 +161,7 @@ def _predicted(settings: Settings) -> FigureData:
     return FigureData(
         rows=rows,
         parameters={
-            **EXTREME_DIGITS,
+            **dgd.EXTREME_DIGITS,
             "rule": _RULE,
             "attacks": list(attacks),
             "steps": steps,
@@ -204,7 +203,8 @@ def _predicted(settings: Settings) -> FigureData:
     )
 
 
-def _plot_predicted(rows: Sequence[Mapping[str, Any]], canvas: MatplotlibFigure) -> None:
+def _plot_predicted(data: FigureData, canvas: MatplotlibFigure) -> None:
+    rows = data.rows
     axes = canvas.subplots()
     attacks = list(dict.fromkeys(r["attack"] for r in rows))
     first = sorted((r for r in rows if r["attack"] == attacks[0]), key=lambda r: r["fraction"])

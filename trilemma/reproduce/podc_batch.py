@@ -3,9 +3,6 @@ PODC 2021, arXiv:2102.08166), from :func:`trilemma.bounds.vn_required_batch_size
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
-
 import numpy as np
 from matplotlib.figure import Figure as MatplotlibFigure
 
@@ -60,7 +57,8 @@ def _batch(settings: Settings) -> FigureData:
     )
 
 
-def _plot_batch(rows: Sequence[Mapping[str, Any]], canvas: MatplotlibFigure) -> None:
+def _plot_batch(data: FigureData, canvas: MatplotlibFigure) -> None:
+    rows = data.rows
     axes = canvas.subplots()
     for index, rule in enumerate(_RULES):
         for eps, style in ((0.1, "-"), (0.5, "--")):

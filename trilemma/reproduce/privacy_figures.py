@@ -4,7 +4,6 @@ three graphs, between its local-DP and central-DP limits."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -43,7 +42,8 @@ def _dpsgd(settings: Settings) -> FigureData:
     )
 
 
-def _plot_dpsgd(rows: Sequence[Mapping[str, Any]], canvas: MatplotlibFigure) -> None:
+def _plot_dpsgd(data: FigureData, canvas: MatplotlibFigure) -> None:
+    rows = data.rows
     axes = canvas.subplots()
     for method, label in (("rdp", "RDP (dp-accounting)"), ("pld", "PLD (dp-accounting)")):
         mine = [r for r in rows if r["method"] == method]
@@ -109,7 +109,8 @@ def _secldp(settings: Settings) -> FigureData:
     )
 
 
-def _plot_secldp(rows: Sequence[Mapping[str, Any]], canvas: MatplotlibFigure) -> None:
+def _plot_secldp(data: FigureData, canvas: MatplotlibFigure) -> None:
+    rows = data.rows
     axes = canvas.subplots()
     for graph in dict.fromkeys(r["graph"] for r in rows):
         mine = [r for r in rows if r["graph"] == graph and r["sigma_cor"] > 0]

@@ -175,7 +175,8 @@ def _dimension(settings: Settings) -> FigureData:
     )
 
 
-def _plot_dimension(rows: Sequence[Mapping[str, Any]], canvas: MatplotlibFigure) -> None:
+def _plot_dimension(data: FigureData, canvas: MatplotlibFigure) -> None:
+    rows = data.rows
     left, right = canvas.subplots(1, 2, sharey=True)
     for axes, panel, title in (
         (left, "no attack", "all workers honest (rule set for f = 2)"),
@@ -241,7 +242,8 @@ def _byzantine(settings: Settings) -> FigureData:
     )
 
 
-def _plot_byzantine(rows: Sequence[Mapping[str, Any]], canvas: MatplotlibFigure) -> None:
+def _plot_byzantine(data: FigureData, canvas: MatplotlibFigure) -> None:
+    rows = data.rows
     axes = canvas.subplots()
     _draw(axes, rows, "fraction")
     axes.set_yscale("log")
@@ -305,7 +307,8 @@ def _epsilon(settings: Settings) -> FigureData:
     )
 
 
-def _plot_epsilon(rows: Sequence[Mapping[str, Any]], canvas: MatplotlibFigure) -> None:
+def _plot_epsilon(data: FigureData, canvas: MatplotlibFigure) -> None:
+    rows = data.rows
     axes = canvas.subplots()
     _draw(axes, rows, "epsilon")
     axes.set_xscale("log", base=2)

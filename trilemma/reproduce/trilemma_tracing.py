@@ -3,7 +3,6 @@ decreasing noise, on one-way-marginal data (:func:`trilemma.estimators.tracing_a
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -87,7 +86,8 @@ def _tracing(settings: Settings) -> FigureData:
     )
 
 
-def _plot_tracing(rows: Sequence[Mapping[str, Any]], canvas: MatplotlibFigure) -> None:
+def _plot_tracing(data: FigureData, canvas: MatplotlibFigure) -> None:
+    rows = data.rows
     axes = canvas.subplots()
     for label in dict.fromkeys(r["series"] for r in rows):
         mine = [r for r in rows if r["series"] == label]
