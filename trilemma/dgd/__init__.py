@@ -23,13 +23,21 @@ from trilemma.dgd.runner import (
     Trajectory,
     robust_dgd,
 )
-from trilemma.dgd.tasks import EXTREME_DIGITS, diabetes_ridge, extreme_digits
+from trilemma.dgd.tasks import (
+    EXTREME_DIGITS,
+    MACKEY_GLASS,
+    diabetes_ridge,
+    extreme_digits,
+    mackey_glass,
+    mackey_glass_ridge,
+)
 from trilemma.dgd.training import Experiment, TrainingResult, build_experiment, holdout, train
 
 __all__ = [
     "ACTIVATIONS",
     "ATTACKS",
     "EXTREME_DIGITS",
+    "MACKEY_GLASS",
     "MODELS",
     "SPLITS",
     "ClassificationData",
@@ -54,6 +62,8 @@ __all__ = [
     "extreme_digits",
     "holdout",
     "load_classification",
+    "mackey_glass",
+    "mackey_glass_ridge",
     "robust_dgd",
     "sampled_gb",
     "shard_bounds",
