@@ -6,6 +6,7 @@ every constant of the κ table (inputs on an exact grid, see
 The slow variants (``pytest -m slow -s``) run 2000 examples a rule and print the worst ratio found.
 """
 
+import itertools
 import math
 
 import numpy as np
@@ -14,12 +15,14 @@ import torch
 
 from trilemma.aggregators import get
 from trilemma.aggregators.robustness import empirical_kappa, empirical_spectral_kappa
-from trilemma.bounds import kappa, kappa_lower_bound
+from trilemma.bounds import KAPPA_TABLE, kappa, kappa_lower_bound, mda_kappa, mda_kappa_lower_bound
 from trilemma.proofs_checks.robustness import (
     KAPPA_SEARCHES,
     check_kappa,
     check_kappa_lower_bound,
     check_smea_spectral,
+    mda_line_instance,
+    mda_plane_instance,
     rounding_floor,
 )
 from trilemma.proofs_checks.strategies import GRID, two_point_instance
@@ -183,54 +186,107 @@ def test_mean_kappa_is_zero_at_f0_and_unbounded_beyond():
 # ---------------------------------------------------------------- counterexamples found
 
 
-def mda_diameter_instance(n, f, y=1 - 1 / GRID):
-    """Honest: two points at (±½, 0) and n − f − 2 at 0 (diameter 1, variance 1/(2(n − f)));
-    Byzantine: f copies of (0, y), y < 1, placed first. The n − f vectors of smallest diameter
-    (y) are the f Byzantine ones and n − 2f zeros, whose mean is f·y/(n − f) away from x̄_H:
-    κ̂ = 2f²y²/(n − f), of order f²/n where the table's κ is of order f/n."""
-    byzantine = [[0.0, y]] * f
-    honest = [[0.5, 0.0], [-0.5, 0.0]] + [[0.0, 0.0]] * (n - f - 2)
-    return tensor(byzantine + honest), torch.arange(f, n)
+def recalled_mda_row(n, f):
+    """The MDA row recalled from Allouah et al., AISTATS 2023, Table 1, which the instances below
+    refute (no longer served by bounds.kappa)."""
+    return (4 * f / (n - f)) * (1 + f / (n - 2 * f)) ** 2
 
 
-def mda_segment_instance(n, b=1 - 1 / GRID):
-    """f = 1, scalars. Honest: −½, ½ and n − 3 zeros (diameter 1, variance 1/(2(n − 1)));
-    Byzantine: b < 1, placed first. Dropping −½ for b gives diameter b < 1, so MDA outputs
-    (½ + b)/(n − 1): κ̂ = 2(½ + b)²/(n − 1) → 4.5/(n − 1), above the table's 4(n − 1)/(n − 2)²
-    from n = 19 on."""
-    return tensor([[b], [-0.5], [0.5]] + [[0.0]] * (n - 3)), torch.arange(1, n)
+def instance_closed_form(kind, n, f, extent, eta):
+    """κ̂ of MDA on the instance, by hand: S* is the f Byzantine copies and the points at 0 (and
+    ½ on the line); the honest set has variance (½ + k η²)/(n − f) − (k η/(n − f))²."""
+    k = f - 1 if kind == "line" else f - 2  # honest points moved to −η
+    shift = f * extent + (0.5 if kind == "line" else 0.0) + k * eta
+    variance = (0.5 + k * eta**2) / (n - f) - (k * eta / (n - f)) ** 2
+    return (shift / (n - f)) ** 2 / variance
 
 
-MDA_CASES = [("diameter", 18, 4), ("diameter", 20, 3), ("segment", 19, 1)]
+def build(kind, n, f, **kw):
+    return (mda_line_instance if kind == "line" else mda_plane_instance)(n, f, **kw)
 
 
-def _mda_case(kind, n, f):
-    if kind == "segment":
-        x, honest = mda_segment_instance(n)
-        return x, honest, 2 * (0.5 + 1 - 1 / GRID) ** 2 / (n - 1)
-    x, honest = mda_diameter_instance(n, f)
-    return x, honest, 2 * f * f * (1 - 1 / GRID) ** 2 / (n - f)
+MDA_CASES = [
+    ("plane", 18, 4),
+    ("plane", 20, 3),
+    ("line", 19, 1),
+    ("line", 18, 4),
+    ("line", 20, 3),
+    ("line", 7, 3),
+]
+
+
+def minimum_diameter_sets(x, n, f):
+    """Every (n − f)-subset of minimum diameter, by enumeration in numpy."""
+    points = x.numpy()
+    squared = ((points[:, None, :] - points[None, :, :]) ** 2).sum(-1)
+    diameters = {
+        subset: squared[np.ix_(subset, subset)].max()
+        for subset in itertools.combinations(range(n), n - f)
+    }
+    smallest = min(diameters.values())
+    return [subset for subset, value in diameters.items() if value == smallest], smallest
 
 
 @pytest.mark.parametrize(("kind", "n", "f"), MDA_CASES)
-def test_mda_instances_reach_their_closed_form(kind, n, f):
-    x, honest, expected = _mda_case(kind, n, f)
-    assert float(empirical_kappa(get("mda", f=f), x, honest)) == pytest.approx(expected, rel=1e-12)
+def test_mda_instances_have_a_unique_minimiser_and_reach_their_closed_form(kind, n, f):
+    x, honest = build(kind, n, f)
+    assert torch.equal(honest, torch.arange(f, n))
+    minimisers, diameter2 = minimum_diameter_sets(x, n, f)
+    assert len(minimisers) == 1
+    byzantine = set(range(f))
+    if kind == "line":  # the copies of b, ½ (row f + 1) and the zeros (rows 2f + 1, …)
+        expected = byzantine | {f + 1} | set(range(2 * f + 1, n))
+        diameter = 1 - 1 / GRID - (0.5 if n == 2 * f + 1 else 0.0)
+    else:  # the copies of (0, y) and the zeros (rows 2f, …)
+        expected = byzantine | set(range(2 * f, n))
+        diameter = 1 - 1 / GRID
+    assert set(minimisers[0]) == expected
+    assert diameter2 == diameter**2
+    rule = get("mda", f=f)
+    np.testing.assert_allclose(rule(x).numpy(), x[list(minimisers[0])].mean(0).numpy(), rtol=1e-14)
+    expected = instance_closed_form(kind, n, f, 1 - 1 / GRID, 1 / GRID)
+    assert float(empirical_kappa(rule, x, honest)) == pytest.approx(expected, rel=1e-12)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="counterexamples to the recalled MDA κ (4f/(n−f))(1+f/(n−2f))², y = 1−2⁻¹⁰: "
-    "n=18, f=4, x = 4 Byzantine (0, y) first, then honest (½, 0), (−½, 0) and 12 × (0, 0): "
-    "κ̂ = 2f²y²/(n−f) = 2.2813 > κ = 2.2400; (n, f) = (20, 3): 1.0567 > 1.0408; "
-    "n=19, f=1, x = Byzantine y, then honest −½, ½ and 16 zeros: κ̂ = 0.24967 > κ = 0.24913",
-)
 @pytest.mark.parametrize(("kind", "n", "f"), MDA_CASES)
-def test_mda_table_kappa_on_the_counterexamples(kind, n, f):
-    x, honest, _ = _mda_case(kind, n, f)
+def test_mda_instances_refute_the_recalled_row_and_meet_the_derived_kappa(kind, n, f):
+    x, honest = build(kind, n, f)
     ratio = float(empirical_kappa(get("mda", f=f), x, honest))
-    assert ratio <= float(kappa("mda", n=n, f=f)) * (1 + 1e-9)
+    if (n, f) != (7, 3):  # at n = 2f + 1 the recalled row (48 here) is not beaten
+        assert ratio > recalled_mda_row(n, f)
+    served = float(kappa("mda", n=n, f=f))
+    assert ratio <= served
+    assert served <= 8 * f * f / (n - f)  # the simpler form of the derivation
+    assert served == pytest.approx(float(mda_kappa(n=n, f=f)), rel=0)
+
+
+@pytest.mark.parametrize(("kind", "n", "f"), MDA_CASES)
+def test_mda_instances_tend_to_the_lower_bound(kind, n, f):
+    tiny = 2.0**-20
+    x, honest = build(kind, n, f, extent=1 - tiny, eta=tiny)
+    ratio = float(empirical_kappa(get("mda", f=f), x, honest))
+    limit = (2 * f + 1) ** 2 / (2 * (n - f)) if kind == "line" else 2 * f * f / (n - f)
+    assert ratio == pytest.approx(limit, rel=1e-4)
+    if kind == "line":
+        assert float(mda_kappa_lower_bound(n=n, f=f)) == pytest.approx(limit, rel=1e-15)
+    assert float(mda_kappa_lower_bound(n=n, f=f)) <= float(mda_kappa(n=n, f=f))
+
+
+def test_mda_instances_reject_bad_arguments():
+    with pytest.raises(ValueError, match="f=1 must be integers with 2 <= f"):
+        mda_plane_instance(10, 1)
+    with pytest.raises(ValueError, match="2f < n"):
+        mda_line_instance(6, 3)
+    with pytest.raises(ValueError, match=r"extent=1\.0 must lie in"):
+        mda_line_instance(10, 2, extent=1.0)
+    with pytest.raises(ValueError, match=r"eta=0\.0 must be > 0"):
+        mda_plane_instance(10, 2, eta=0.0)
+
+
+def test_the_family_search_refutes_the_recalled_row():
+    """Planted bug: the recalled row as the claim makes the family search fail."""
+    result = check_kappa("mda-family", examples=FAST, seed=0, claimed=recalled_mda_row)
+    assert not result.passed and result.worst_ratio > 1.02
 
 
 KRUM_INSTANCE = [[100, 100], [100, 100], [0, 0], [1, 0], [0, 2]]  # n = 5, f = 2, Byzantine first
@@ -247,3 +303,49 @@ def test_krum_refuses_n_below_2f_plus_3_because_of_this_counterexample():
     assert torch.equal(byzfl_convention(tensor(KRUM_INSTANCE)), tensor([0, 0]))
     ratio = float(empirical_kappa(byzfl_convention, tensor(KRUM_INSTANCE), torch.arange(2, 5)))
     assert ratio <= float(kappa("krum", n=5, f=2))
+
+
+# ---------------------------------------------------------------- every κ served, every instance
+
+
+def known_instances():
+    """(label, n, f, x, honest) of every counterexample instance the package knows."""
+    for kind, n, f in MDA_CASES:
+        yield (f"mda-{kind}", n, f, *build(kind, n, f))
+    for n, f in [(5, 2), (9, 4), (18, 4), (20, 3), (19, 1)]:
+        x, s1, s2 = two_point_instance(n, f)
+        yield "two-point S1", n, f, x, s1
+        yield "two-point S2", n, f, x, s2
+    yield "krum", 5, 2, tensor(KRUM_INSTANCE), torch.arange(2, 5)
+
+
+SERVED = sorted(KAPPA_TABLE) + [f"nnm>>{name}" for name in sorted(KAPPA_TABLE)]
+
+
+def exact_rule(name, f):
+    """The rule of ``name``; the geometric median solved to rounding (the table is about the
+    exact one, see proofs_checks.robustness)."""
+    if name.endswith("gm"):
+        return get(name, f=f, nu=1e-16, tol=1e-13, max_iter=20_000)
+    return get(name, f=f)
+
+
+@pytest.mark.parametrize("name", SERVED)
+def test_no_served_kappa_is_below_a_known_counterexample(name):
+    """No κ that bounds.kappa returns (hence no bound_kind="upper" bound) is refuted by an
+    instance of this file; the rules that refuse n (Krum below 2f + 3) are skipped there."""
+    tried = 0
+    for label, n, f, x, honest in known_instances():
+        rule = exact_rule(name, f)
+        try:
+            rule.check_workers(n)
+        except ValueError:
+            continue
+        tried += 1
+        error = float(((rule(x) - x[honest].mean(0)) ** 2).sum())
+        if error <= rounding_floor(x):  # an exact answer computed in float64
+            continue
+        ratio = float(empirical_kappa(rule, x, honest))
+        served = float(kappa(name, n=n, f=f))
+        assert ratio <= served * (1 + 1e-9), (label, n, f, ratio, served)
+    assert tried >= 10

@@ -1,5 +1,7 @@
 """(f, κ) closed forms against exact rational arithmetic and the derivations in their docstrings."""
 
+import itertools
+import math
 from fractions import Fraction
 
 import numpy as np
@@ -11,6 +13,8 @@ from trilemma.bounds import (
     KAPPA_TABLE,
     kappa,
     kappa_lower_bound,
+    mda_kappa,
+    mda_kappa_lower_bound,
     nnm_kappa,
     smea_spectral_kappa,
 )
@@ -19,14 +23,16 @@ PAIRS = [(n, f) for n in range(1, 41) for f in range(0, (n + 1) // 2) if 2 * f <
 
 
 def exact(rule, n, f):
-    """The table's formulas in exact rationals, written independently of the module."""
+    """The table's formulas, written independently of the module: exact rationals, and for MDA
+    (√r + √q)² = r + q + 2√(rq) with q = 2f²/(n − f) in exact rationals but the root."""
     r = Fraction(f, n - 2 * f)
+    q = Fraction(2 * f * f, n - f)
     return {
         "cwtm": 6 * r * (1 + r),
         "cwmed": 4 * (1 + r) ** 2,
         "gm": 4 * (1 + r) ** 2,
         "krum": 6 * (1 + r),
-        "mda": Fraction(4 * f, n - f) * (1 + r) ** 2,
+        "mda": float(r + q) + 2 * math.sqrt(r * q),
         "smea": 4 * r,
     }[rule]
 
@@ -128,11 +134,76 @@ def test_subset_mean_lemma_of_the_smea_derivation(size, d, seed, scale):
     assert gap <= (size - t) / t * top * (1 + 1e-9) + 1e-12 * scale**2
 
 
+def test_mda_kappa_between_its_lower_bound_and_the_simple_form():
+    """mda_kappa ≤ 8f²/(n − f) (the simpler form of its derivation), ≥ the instance family's
+    (2f + 1)²/(2(n − f)) ≥ f/(n − 2f), within a factor (1 + 1/√2)² of the family, and of order
+    f²/n: at f = √n the ratio to the universal lower bound grows without bound."""
+    n = np.array([n for n, _ in PAIRS])
+    f = np.array([f for _, f in PAIRS])
+    upper, lower = mda_kappa(n=n, f=f), mda_kappa_lower_bound(n=n, f=f)
+    simple = 8.0 * f**2 / (n - f)
+    assert np.all(upper <= simple * (1 + 1e-14))
+    assert upper[0] == 0.0  # (n, f) = (1, 0): MDA is the mean
+    np.testing.assert_array_equal(kappa("mda", n=n, f=f), upper)
+    assert np.all(lower <= upper)
+    assert np.all(lower >= kappa_lower_bound(n=n, f=f))
+    with_f = f >= 1
+    assert np.all(upper[with_f] / lower[with_f] <= (1 + 1 / math.sqrt(2)) ** 2)
+    for (n_i, f_i), value in zip(PAIRS, lower, strict=True):
+        expected = Fraction((2 * f_i + 1) ** 2, 2 * (n_i - f_i)) if f_i else Fraction(0)
+        assert value == pytest.approx(float(expected), rel=1e-15)
+    big = np.array([10**4, 10**6])
+    root = np.sqrt(big).astype(int)
+    growth = mda_kappa_lower_bound(n=big, f=root) / kappa_lower_bound(n=big, f=root)
+    assert growth[1] > 9 * growth[0]  # ≈ 2f: 200 then 2000
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(3, 8), st.integers(1, 3), st.integers(0, 2**32 - 1), st.sampled_from([1, 2]))
+def test_mda_derivation_steps_on_random_inputs(n, d, seed, spread):
+    """The steps of mda_kappa in numpy, with MDA by enumeration: for every S, step 1
+    ‖x̄_{S*} − x̄_T‖ ≤ (|S*∖T|/|S*|) diam(S*), step 2 diam(S)² ≤ 2|S| Var_S, step 3
+    ‖x̄_T − x̄_S‖² ≤ ((|S| − |T|)/|T|) Var_S, and the conclusion."""
+    rng = np.random.default_rng(seed)
+    f = int(rng.integers(0, (n - 1) // 2 + 1))
+    x = rng.standard_t(spread, size=(n, d))
+    subsets = [list(c) for c in itertools.combinations(range(n), n - f)]
+
+    def diameter(rows):
+        return max(np.linalg.norm(x[i] - x[j]) for i in rows for j in rows)
+
+    best = min(subsets, key=diameter)
+    output = x[best].mean(0)
+    claimed = float(mda_kappa(n=n, f=f))
+    for subset in subsets:
+        a, common = n - f, sorted(set(subset) & set(best))
+        t = len(common)
+        variance = np.mean(np.sum((x[subset] - x[subset].mean(0)) ** 2, axis=1))
+        to_t = np.linalg.norm(x[best].mean(0) - x[common].mean(0))
+        assert to_t <= (a - t) / a * diameter(best) * (1 + 1e-12) + 1e-12
+        assert diameter(subset) ** 2 <= 2 * a * variance * (1 + 1e-12)
+        gap = np.sum((x[common].mean(0) - x[subset].mean(0)) ** 2)
+        assert gap <= (a - t) / t * variance * (1 + 1e-12) + 1e-24
+        error = np.sum((output - x[subset].mean(0)) ** 2)
+        assert error <= claimed * variance * (1 + 1e-9) + 1e-24
+
+
+def test_mda_no_longer_serves_the_recalled_row():
+    recalled = lambda n, f: (4 * f / (n - f)) * (1 + f / (n - 2 * f)) ** 2  # noqa: E731
+    assert float(kappa("mda", n=18, f=4)) != pytest.approx(recalled(18, 4))
+    # the refuting instance's limit (2f + 1)²/(2(n − f)) beats the recalled row, not ours
+    assert float(mda_kappa_lower_bound(n=18, f=4)) > recalled(18, 4)
+    assert float(mda_kappa_lower_bound(n=18, f=4)) < float(kappa("mda", n=18, f=4))
+
+
 def test_provenance_is_stated_for_every_row():
     recalled = "[R] recalled from the paper's Table 1, constant unverified"
-    for rule in ("cwtm", "cwmed", "gm", "krum", "mda"):
+    for rule in ("cwtm", "cwmed", "gm", "krum"):
         assert recalled in KAPPA_TABLE[rule].provenance
         assert "2302.01772" in KAPPA_TABLE[rule].provenance
+    assert "[D] see mda_kappa" in KAPPA_TABLE["mda"].provenance
+    assert "refuted" in KAPPA_TABLE["mda"].provenance
+    assert recalled not in KAPPA_TABLE["mda"].provenance
     assert KAPPA_TABLE["smea"].provenance.startswith("4f/(n−2f); [D]")
     assert "[D]" in KAPPA_TABLE["mean"].provenance
     formula, _ = KAPPA_TABLE["krum"]  # a plain (formula, provenance) pair
@@ -152,7 +223,9 @@ def test_provenance_is_stated_for_every_row():
         (5, np.nan, "f must hold integers"),
     ],
 )
-@pytest.mark.parametrize("function", [kappa_lower_bound, smea_spectral_kappa])
+@pytest.mark.parametrize(
+    "function", [kappa_lower_bound, smea_spectral_kappa, mda_kappa, mda_kappa_lower_bound]
+)
 def test_invalid_counts_are_named(function, n, f, message):
     with pytest.raises(ValueError, match=message):
         function(n=n, f=f)

@@ -17,6 +17,8 @@ from trilemma.bounds.robustness import (
     KappaEntry,
     kappa,
     kappa_lower_bound,
+    mda_kappa,
+    mda_kappa_lower_bound,
     nnm_kappa,
     smea_spectral_kappa,
 )
@@ -53,6 +55,8 @@ __all__ = [
     "inverse_variance_spectral_bound",
     "kappa",
     "kappa_lower_bound",
+    "mda_kappa",
+    "mda_kappa_lower_bound",
     "naive_error_rate",
     "naive_upper_bound",
     "nnm_kappa",

@@ -11,6 +11,12 @@ Trilemma in Distributed Learning", ICML 2023, arXiv:2302.04787): the right-hand 
 κ_sp · λ_max(Σ_S) with Σ_S = (1/|S|) Σ_{i∈S} (x_i − x̄_S)(x_i − x̄_S)ᵀ. Since λ_max(Σ_S) ≤ tr Σ_S,
 κ_sp-spectral robustness implies (f, κ_sp)-robustness.
 
+Tags, as in docs/THEORY.md: [V] read in the source named; [D] derived here, the derivation is in
+the docstring; [R] recalled from the paper and not verified (the constant is what
+:mod:`trilemma.proofs_checks.robustness` tries to falsify). A recalled constant that the
+package's own instances refute is not served: MDA's Table 1 row was replaced by the derived
+:func:`mda_kappa` for that reason.
+
 The empirical counterparts (κ̂ measured on tensors) live beside the rules, in
 :mod:`trilemma.aggregators.robustness`. All functions here are pure, keyword-only and vectorised
 over numpy arrays of n and f.
@@ -33,6 +39,8 @@ __all__ = [
     "KappaEntry",
     "kappa",
     "kappa_lower_bound",
+    "mda_kappa",
+    "mda_kappa_lower_bound",
     "nnm_kappa",
     "smea_spectral_kappa",
 ]
@@ -108,6 +116,96 @@ def smea_spectral_kappa(*, n: ArrayLike, f: ArrayLike) -> np.ndarray:
     return 4.0 * f_array / (n_array - 2.0 * f_array)
 
 
+def mda_kappa(*, n: ArrayLike, f: ArrayLike) -> np.ndarray:
+    """κ_MDA = (√(f/(n − 2f)) + f·√(2/(n − f)))² ≤ 8f²/(n − f): MDA is (f, κ_MDA)-robust.
+
+    MDA (El Mhamdi et al., ICML 2018, arXiv:1802.07927) outputs x̄_{S*} for a set S* of n − f
+    vectors of minimum diameter (any minimiser). Derivation [D]; write a = n − f,
+    Var_A = (1/|A|) Σ_{i∈A} ‖x_i − x̄_A‖² and diam(A) = max_{i,j∈A} ‖x_i − x_j‖. Let S be any set
+    of size a and T = S ∩ S*, so t = |T| ≥ n − 2f ≥ 1 and |S∖T| = |S*∖T| = a − t ≤ f.
+
+    1. For A ⊇ T: x̄_A − x̄_T = ((a − t)/a)(x̄_{A∖T} − x̄_T), and x̄_{A∖T} − x̄_T is the mean of
+       the differences x_i − x_j (i ∈ A∖T, j ∈ T), so its norm is ≤ diam(A). With A = S* and
+       diam(S*) ≤ diam(S) (S* is a minimiser): ‖x̄_{S*} − x̄_T‖ ≤ (f/(n − f))·diam(S).
+    2. For i, j ∈ S: ‖x_i − x_j‖² ≤ 2‖x_i − x̄_S‖² + 2‖x_j − x̄_S‖² ≤ 2 Σ_{k∈S} ‖x_k − x̄_S‖², so
+       diam(S)² ≤ 2(n − f)·Var_S, and step 1 gives ‖x̄_{S*} − x̄_T‖ ≤ f·√(2/(n − f))·√Var_S.
+    3. The between-group part of Var_S is (t(a − t)/a²)‖x̄_T − x̄_{S∖T}‖² ≤ Var_S, and
+       x̄_T − x̄_S = ((a − t)/a)(x̄_T − x̄_{S∖T}), so ‖x̄_T − x̄_S‖² ≤ ((a − t)/t)·Var_S ≤
+       (f/(n − 2f))·Var_S (step 1 of :func:`smea_spectral_kappa`, with the trace).
+    4. Triangle inequality: ‖x̄_{S*} − x̄_S‖ ≤ (f·√(2/(n − f)) + √(f/(n − 2f)))·√Var_S.
+
+    Bounding ‖x̄_T − x̄_S‖ by step 1 as well (≤ (f/(n − f))·diam(S)) gives the simpler
+    κ ≤ 8f²/(n − f); the form returned is never larger, since f/(n − 2f) ≤ 2f²/(n − f) whenever
+    1 ≤ f < n/2 ((2f − 1)n ≥ (2f − 1)(2f + 1) ≥ 4f² − f). The order is f²/n + f/n, and
+    :func:`mda_kappa_lower_bound` (of order f²/n) shows the f² is real: MDA is not within a
+    constant of :func:`kappa_lower_bound` when f ≫ 1. It replaces the row
+    (4f/(n − f))(1 + f/(n − 2f))² recalled from Allouah et al. (AISTATS 2023,
+    arXiv:2302.01772, Table 1), which is of order f/n and which the instances of
+    :func:`mda_kappa_lower_bound` exceed (n = 18, f = 4: 2.89 > 2.24).
+
+    Parameters
+    ----------
+    n, f : int or array of int
+        Number of workers and of Byzantine workers, 0 ≤ f, 2f < n (broadcast together).
+
+    Returns
+    -------
+    ndarray
+        κ_MDA, float64 (0 at f = 0, where MDA is the mean).
+
+    Examples
+    --------
+    >>> float(mda_kappa(n=3, f=1))  # (1 + 1)²: equal to 8f²/(n − f) at n = 3, f = 1
+    4.0
+    >>> round(float(mda_kappa(n=18, f=4)), 4), round(8 * 4**2 / 14, 4)
+    (4.5981, 9.1429)
+    """
+    n_array, f_array = worker_counts(n, f)
+    return (
+        np.sqrt(f_array / (n_array - 2.0 * f_array)) + f_array * np.sqrt(2.0 / (n_array - f_array))
+    ) ** 2
+
+
+def mda_kappa_lower_bound(*, n: ArrayLike, f: ArrayLike) -> np.ndarray:
+    """(2f + 1)²/(2(n − f)) for f ≥ 1 (0 for f = 0): MDA is not (f, κ)-robust with a smaller κ.
+
+    Derivation [D], scalars, with ½ < b < 1 and 0 < η small (the value is the limit b → 1,
+    η → 0 of the ratios below, so no smaller κ holds). Byzantine: f copies of b. Honest
+    (|H| = n − f): −½, ½, f − 1 points at −η and n − 2f − 1 at 0.
+
+    - S* = the f copies of b, ½ and the n − 2f − 1 zeros is the only set of n − f points of
+      minimum diameter (b, or b − ½ when n = 2f + 1 and there is no zero). Any other set holds
+      k < f copies of b, hence n − f − k > n − 2f honest points, hence −½ or a point at −η (the
+      other honest points are only n − 2f): its diameter is ≥ b + η when k ≥ 1, and it is H,
+      of diameter 1, when k = 0.
+    - x̄_{S*} = (f·b + ½)/(n − f), x̄_H = −(f − 1)η/(n − f) → 0 and
+      Var_H = (½ + (f − 1)η²)/(n − f) − x̄_H² → 1/(2(n − f)).
+    - κ̂ = ‖x̄_{S*} − x̄_H‖²/Var_H → 2(f + ½)²/(n − f) = (2f + 1)²/(2(n − f)).
+
+    The two-dimensional instance that first refuted the recalled Table 1 row (honest (±½, 0)
+    and n − f − 2 points near 0, f Byzantine copies of (0, y), y → 1) gives 2f²/(n − f), less
+    than this one. The value exceeds :func:`kappa_lower_bound` by at least
+    (2f² + 2f + 1)/(2(n − f)(n − 2f)) and lies below :func:`mda_kappa`; the two are within a
+    factor (1 + 1/√2)² ≈ 2.91 of each other (since (n − f)/(n − 2f) ≤ f + 1), and their ratio
+    tends to 1 as f → ∞ with f/n → 0: MDA's κ is 2f²/n to first order there.
+    ``tests/aggregators/test_kappa_search.py`` reproduces it with the package's MDA.
+
+    Parameters
+    ----------
+    n, f : int or array of int
+        Number of workers and of Byzantine workers, 0 ≤ f, 2f < n (broadcast together).
+
+    Examples
+    --------
+    >>> round(float(mda_kappa_lower_bound(n=18, f=4)), 4)  # 81/28
+    2.8929
+    >>> float(mda_kappa_lower_bound(n=5, f=0))
+    0.0
+    """
+    n_array, f_array = worker_counts(n, f)
+    return np.where(f_array == 0, 0.0, (2.0 * f_array + 1.0) ** 2 / (2.0 * (n_array - f_array)))
+
+
 def _cwtm(n: np.ndarray, f: np.ndarray) -> np.ndarray:
     ratio = f / (n - 2.0 * f)
     return 6.0 * ratio * (1.0 + ratio)
@@ -122,7 +220,7 @@ def _krum(n: np.ndarray, f: np.ndarray) -> np.ndarray:
 
 
 def _mda(n: np.ndarray, f: np.ndarray) -> np.ndarray:
-    return (4.0 * f / (n - f)) * (1.0 + f / (n - 2.0 * f)) ** 2
+    return mda_kappa(n=n, f=f)
 
 
 def _smea(n: np.ndarray, f: np.ndarray) -> np.ndarray:
@@ -150,7 +248,9 @@ KAPPA_TABLE: MappingProxyType[str, KappaEntry] = MappingProxyType(
         "krum": KappaEntry(_krum, f"6(1 + f/(n−2f)); {_TABLE_1} ({_PAPER})"),
         "mda": KappaEntry(
             _mda,
-            f"(4f/(n−f))(1 + f/(n−2f))²; {_TABLE_1} ({_PAPER}); least sure of the table",
+            "(√(f/(n−2f)) + f√(2/(n−f)))² ≤ 8f²/(n−f); [D] see mda_kappa; replaces the "
+            f"recalled Table 1 row (4f/(n−f))(1 + f/(n−2f))² ({_PAPER}), refuted by the "
+            "instances of mda_kappa_lower_bound",
         ),
         "smea": KappaEntry(
             _smea,
@@ -205,16 +305,19 @@ def kappa(rule: str, *, n: ArrayLike, f: ArrayLike) -> np.ndarray:
                                               constant unverified
     krum       6(1 + f/(n−2f))                [R] recalled from the paper's Table 1,
                                               constant unverified
-    mda        (4f/(n−f))(1 + f/(n−2f))²      [R] recalled from the paper's Table 1,
-                                              constant unverified (least sure)
+    mda        (√(f/(n−2f)) + f√(2/(n−f)))²   [D] :func:`mda_kappa` (≤ 8f²/(n−f)); the
+                                              recalled row (4f/(n−f))(1 + f/(n−2f))² is
+                                              refuted and no longer served
     smea       4f/(n−2f)                      [D] spectral κ, :func:`smea_spectral_kappa`
     mean       0 if f = 0, else inf           [D]
     =========  =============================  ==============================================
 
-    Paper: Allouah et al., AISTATS 2023 (arXiv:2302.01772), Table 1. ``"nnm>>rule"`` gives
-    :func:`nnm_kappa` applied to the rule's κ. The [R] constants are what
-    ``tests/aggregators/test_kappa_search.py`` tries to falsify against the rules of
-    :mod:`trilemma.aggregators`; the values returned here are the recalled ones, unchanged.
+    Paper: Allouah et al., AISTATS 2023 (arXiv:2302.01772), Table 1 (the [R] rows).
+    ``"nnm>>rule"`` gives :func:`nnm_kappa` ([R]) applied to the rule's κ. Every value returned
+    is either derived or recalled and not refuted: ``trilemma check robustness``
+    (:mod:`trilemma.proofs_checks.robustness`) searches for inputs that beat each κ, and
+    ``tests/aggregators/test_kappa_search.py`` asserts that no κ returned here is below the
+    ratio of any counterexample instance the package knows.
 
     Parameters
     ----------
@@ -235,14 +338,12 @@ def kappa(rule: str, *, n: ArrayLike, f: ArrayLike) -> np.ndarray:
 
     Notes
     -----
-    Counterexamples found (kept as strict xfail tests):
+    Counterexamples found:
 
-    - ``mda``: honest (±½, 0) and n − f − 2 zeros, f Byzantine copies of (0, y), y < 1, give
-      κ̂ = 2f²y²/(n − f) — of order f²/n, while the row is of order f/n. As y → 1 it
-      exceeds the row whenever f(n − 2f)² > 2(n − f)², e.g. (n, f) = (18, 4) with
-      y = 1 − 2⁻¹⁰: 2.281 > 2.240, and (20, 3): 1.057 > 1.041. Even for f = 1 the constant
-      fails: scalars, honest −½, ½ and n − 3 zeros, Byzantine y give κ̂ → 4.5/(n − 1), above
-      the row 4(n − 1)/(n − 2)² from n = 19 on (0.2497 > 0.2491).
+    - ``mda``, recalled row (4f/(n−f))(1 + f/(n−2f))², of order f/n: the instances of
+      :func:`mda_kappa_lower_bound` reach (2f + 1)²/(2(n − f)), of order f²/n — e.g.
+      (n, f) = (18, 4): 2.89 > 2.24 — with a unique minimum-diameter set. The row was replaced
+      by the derived :func:`mda_kappa`.
     - ``krum`` with Blanchard et al.'s n − f − 2 neighbours (the default of
       :class:`trilemma.aggregators.Krum`) at n = 2f + 1, f ≥ 2: f equal Byzantine vectors
       score 0 and win, so no finite κ holds; the rule therefore enforces Blanchard et al.'s

@@ -1,6 +1,10 @@
 """Checks of (f, κ)-robustness: every κ of :data:`trilemma.bounds.KAPPA_TABLE` as an upper bound,
 the universal lower bound f/(n − 2f), and SMEA's spectral constant 4f/(n − 2f).
 
+Besides the generic search (n ≤ 9), MDA's κ is searched on the family of instances that refuted
+the recalled Table 1 row (:func:`mda_line_instance`, :func:`mda_plane_instance`, n ≤ 20): its
+ratio grows like f²/n, which small n cannot show.
+
 The only slack is the float64 error of a mean of at most n rows (:func:`rounding_floor`) and a
 relative 1e-9: inputs come from :func:`~trilemma.proofs_checks.strategies.robustness_inputs`, on
 which every squared distance is exact.
@@ -12,11 +16,12 @@ import math
 from collections.abc import Callable
 from functools import partial
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from hypothesis import strategies as st
+from hypothesis.strategies import SearchStrategy
 
 from trilemma.aggregators import available, empirical_kappa, empirical_spectral_kappa, get
 from trilemma.bounds import kappa, kappa_lower_bound, smea_spectral_kappa
@@ -31,9 +36,13 @@ from trilemma.proofs_checks.strategies import (
 __all__ = [
     "KAPPA_SEARCHES",
     "Claim",
+    "KappaSearch",
     "check_kappa",
     "check_kappa_lower_bound",
     "check_smea_spectral",
+    "mda_family_inputs",
+    "mda_line_instance",
+    "mda_plane_instance",
     "rounding_floor",
 ]
 
@@ -50,19 +59,132 @@ def _gm(f: int):
     return get("gm", f=f, nu=1e-16, tol=1e-13, max_iter=20_000)
 
 
-#: label → (rule factory f ↦ rule, key of bounds.kappa, smallest n, largest n, gap with
-#: 2f + gap ≤ n). Krum with n − f − 2 neighbours is searched on its domain n ≥ 2f + 3.
-KAPPA_SEARCHES = MappingProxyType(
+def _check_instance(n: int, f: int, low_f: int, extent: float, eta: float) -> None:
+    if not (isinstance(n, int) and isinstance(f, int)) or f < low_f or 2 * f >= n:
+        raise ValueError(f"n={n!r}, f={f!r} must be integers with {low_f} <= f and 2f < n")
+    if not 0.0 < extent < 1.0:
+        raise ValueError(f"extent={extent!r} must lie in (0, 1)")
+    if not eta > 0.0:
+        raise ValueError(f"eta={eta!r} must be > 0")
+
+
+def mda_line_instance(
+    n: int, f: int, *, extent: float = 1 - 1 / GRID, eta: float = 1 / GRID
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scalars on which MDA's κ̂ tends to (2f + 1)²/(2(n − f)) as extent → 1, eta → 0.
+
+    Byzantine (first f rows): f copies of ``extent`` = b; honest: −½, ½, f − 1 points at −η and
+    n − 2f − 1 at 0. The minimum-diameter set of n − f points is unique: the f copies of b, ½
+    and the zeros (derivation in :func:`trilemma.bounds.mda_kappa_lower_bound`), so
+    κ̂ = ((f·b + ½ + (f − 1)η)/(n − f))² / Var_H with
+    Var_H = (½ + (f − 1)η²)/(n − f) − ((f − 1)η/(n − f))².
+
+    Parameters
+    ----------
+    n, f : int
+        Workers and Byzantine workers, 1 ≤ f, 2f < n.
+    extent : float
+        b ∈ (0, 1) (the bound is the limit b → 1; above ½ the diameter of the chosen set is b).
+    eta : float
+        η > 0, what makes the minimiser unique.
+
+    Returns
+    -------
+    x : torch.Tensor
+        (n, 1) float64, Byzantine rows first.
+    honest : torch.Tensor
+        The honest indices f, …, n − 1.
+    """
+    _check_instance(n, f, 1, extent, eta)
+    honest = [[-0.5], [0.5]] + [[-eta]] * (f - 1) + [[0.0]] * (n - 2 * f - 1)
+    x = torch.tensor([[extent]] * f + honest, dtype=torch.float64)
+    return x, torch.arange(f, n)
+
+
+def mda_plane_instance(
+    n: int, f: int, *, extent: float = 1 - 1 / GRID, eta: float = 1 / GRID
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The instance in the plane that first refuted the recalled MDA row: κ̂ → 2f²/(n − f).
+
+    Byzantine (first f rows): f copies of (0, y), y = ``extent``; honest: (½, 0), (−½, 0),
+    f − 2 points at (0, −η) and n − 2f at (0, 0). The unique set of n − f points of minimum
+    diameter (y) is the f copies of (0, y) and the zeros: any other set holds fewer copies and
+    so (½, 0), (−½, 0) or a point at (0, −η), at distance √(¼ + y²) or y + η > y from (0, y),
+    or it is H, of diameter 1 > y. Hence
+    κ̂ = ((f·y + (f − 2)η)/(n − f))² / Var_H with
+    Var_H = (½ + (f − 2)η²)/(n − f) − ((f − 2)η/(n − f))².
+
+    Parameters
+    ----------
+    n, f : int
+        Workers and Byzantine workers, 2 ≤ f, 2f < n.
+    extent, eta : float
+        y ∈ (0, 1) and η > 0.
+
+    Returns
+    -------
+    x : torch.Tensor
+        (n, 2) float64, Byzantine rows first.
+    honest : torch.Tensor
+        The honest indices f, …, n − 1.
+    """
+    _check_instance(n, f, 2, extent, eta)
+    honest = [[0.5, 0.0], [-0.5, 0.0]] + [[0.0, -eta]] * (f - 2) + [[0.0, 0.0]] * (n - 2 * f)
+    x = torch.tensor([[0.0, extent]] * f + honest, dtype=torch.float64)
+    return x, torch.arange(f, n)
+
+
+@st.composite
+def mda_family_inputs(draw, *, max_n: int = 20, max_f: int = 5) -> RobustnessInput:
+    """:func:`mda_line_instance` or :func:`mda_plane_instance` with (n, f), the extent and η on
+    the grid, rows shuffled. Each draw is counted down from the worst corner (f = max_f,
+    n = max_n, extent → 1, η = 1/GRID), where hypothesis's simplest examples then land."""
+    kind = draw(st.sampled_from(["line", "plane"]), label="instance")
+    low = 1 if kind == "line" else 2
+    f = max_f - draw(st.integers(0, max_f - low), label="max_f - f")
+    n = max(max_n, 2 * f + 1)
+    n -= draw(st.integers(0, n - 2 * f - 1), label="max_n - n")
+    extent = 1.0 - draw(st.integers(1, GRID // 2 - 1), label="GRID (1 - extent)") / GRID
+    eta = draw(st.sampled_from([1 / GRID, 1 / 256, 1 / 16]), label="eta")
+    build = mda_line_instance if kind == "line" else mda_plane_instance
+    x, honest = build(n, f, extent=extent, eta=eta)
+    order = torch.tensor(draw(st.permutations(range(n)), label="order"))
+    mask = torch.zeros(n, dtype=torch.bool)
+    mask[honest] = True
+    return RobustnessInput(x[order], mask[order], n, f)
+
+
+class KappaSearch(NamedTuple):
+    """One search of :data:`KAPPA_SEARCHES`: ``make(f=…)`` builds the rule, ``key`` names its
+    κ in :func:`trilemma.bounds.kappa`, ``inputs`` draws :class:`RobustnessInput`."""
+
+    make: Callable[..., Any]
+    key: str
+    inputs: SearchStrategy[RobustnessInput]
+
+
+#: label → search. Krum with n − f − 2 neighbours is searched on its domain n ≥ 2f + 3; MDA also
+#: on the instance family of :func:`mda_family_inputs` (n ≤ 20).
+KAPPA_SEARCHES: MappingProxyType[str, KappaSearch] = MappingProxyType(
     {
-        "cwtm": (partial(get, "cwtm"), "cwtm", 3, 9, 1),
-        "cwmed": (partial(get, "cwmed"), "cwmed", 3, 9, 1),
-        "gm": (_gm, "gm", 3, 9, 1),
-        "krum": (partial(get, "krum"), "krum", 5, 9, 3),
-        "krum-n-f-1": (partial(get, "krum", neighbours="n-f-1"), "krum", 3, 9, 1),
-        "mda": (partial(get, "mda"), "mda", 3, 8, 1),
-        "smea": (partial(get, "smea"), "smea", 3, 8, 1),
-        "nnm>>cwtm": (partial(get, "nnm>>cwtm"), "nnm>>cwtm", 3, 9, 1),
-        "nnm>>cwmed": (partial(get, "nnm>>cwmed"), "nnm>>cwmed", 3, 9, 1),
+        "cwtm": KappaSearch(partial(get, "cwtm"), "cwtm", robustness_inputs(max_n=9)),
+        "cwmed": KappaSearch(partial(get, "cwmed"), "cwmed", robustness_inputs(max_n=9)),
+        "gm": KappaSearch(_gm, "gm", robustness_inputs(max_n=9)),
+        "krum": KappaSearch(
+            partial(get, "krum"), "krum", robustness_inputs(min_n=5, max_n=9, gap=3)
+        ),
+        "krum-n-f-1": KappaSearch(
+            partial(get, "krum", neighbours="n-f-1"), "krum", robustness_inputs(max_n=9)
+        ),
+        "mda": KappaSearch(partial(get, "mda"), "mda", robustness_inputs(max_n=8)),
+        "mda-family": KappaSearch(partial(get, "mda"), "mda", mda_family_inputs()),
+        "smea": KappaSearch(partial(get, "smea"), "smea", robustness_inputs(max_n=8)),
+        "nnm>>cwtm": KappaSearch(
+            partial(get, "nnm>>cwtm"), "nnm>>cwtm", robustness_inputs(max_n=9)
+        ),
+        "nnm>>cwmed": KappaSearch(
+            partial(get, "nnm>>cwmed"), "nnm>>cwmed", robustness_inputs(max_n=9)
+        ),
     }
 )
 
@@ -98,7 +220,7 @@ def check_kappa(
     """
     if label not in KAPPA_SEARCHES:
         raise ValueError(f"label={label!r} is not valid; choose one of {list(KAPPA_SEARCHES)}")
-    make, key, n_min, n_max, gap = KAPPA_SEARCHES[label]
+    make, key, inputs = KAPPA_SEARCHES[label]
     claim = claimed or (lambda n, f: float(kappa(key, n=n, f=f)))
 
     def objective(case: RobustnessInput) -> tuple[float, dict[str, Any]]:
@@ -112,12 +234,7 @@ def check_kappa(
             "kappa": bound,
         }
 
-    outcome = maximise(
-        robustness_inputs(min_n=n_min, max_n=n_max, gap=gap),
-        objective,
-        examples=examples,
-        seed=seed,
-    )
+    outcome = maximise(inputs, objective, examples=examples, seed=seed)
     return report(
         name=f"kappa:{label}",
         statement=f"{label} is (f, κ)-robust with κ = bounds.kappa({key!r}, n, f)",
