@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure as MatplotlibFigure
 
-from trilemma.accountants import secldp_epsilon, secldp_report
+from trilemma.accountants import as_topology, secldp_epsilon, secldp_report
 from trilemma.bounds import complete_graph_inverse_variance, zcdp_to_dp_epsilon
 from trilemma.proofs_checks import audit_secldp_round
 from trilemma.proofs_checks.audit import SOUNDNESS_TOLERANCE
@@ -71,6 +71,14 @@ def _classic(rho: float) -> float:
     return float(zcdp_to_dp_epsilon(rho=rho, delta=_SETTING["delta"]))
 
 
+def _smallest_honest_component(graph: str, colluders: tuple[int, ...]) -> int:
+    """Nodes of the smallest component of the graph left by the colluders, read from the graph
+    itself (not from the accountant under check): its central rate bounds ε from below."""
+    topology = as_topology(graph)
+    honest = np.setdiff1d(np.arange(topology.n_nodes), topology.indices(colluders))
+    return min(len(nodes) for nodes in topology.induced(honest).components())
+
+
 def _accounting_rows(grid: np.ndarray) -> list[dict[str, Any]]:
     """One row per (case, σ_cor) of the T-round accounting (panels a–c)."""
     sigma, clip, steps = _SETTING["sigma"], _SETTING["clip"], _SETTING["steps"]
@@ -82,7 +90,7 @@ def _accounting_rows(grid: np.ndarray) -> list[dict[str, Any]]:
         )
         # the component holding the worst node carries its exact value and bounds
         part = max(report.components, key=lambda c: c.exact_max)
-        smallest = min(len(c.nodes) for c in report.components)
+        smallest = _smallest_honest_component(graph, colluders)
         row = {
             "kind": "accounting",
             "case": _case(graph, colluders),
