@@ -291,6 +291,40 @@ def test_upper_bound_naive_rule_with_numpy_data_terms():
     np.testing.assert_allclose(value, by_hand, rtol=1e-10)
 
 
+def test_upper_bound_mda_uses_the_derived_kappa():
+    """MDA's rows are "upper" with κ = (√(f/(n − 2f)) + f√(2/(n − f)))² (derived), never the
+    refuted recalled row (4f/(n − f))(1 + f/(n − 2f))²."""
+    n, f, d, s = 7, 2, 5, 0.3
+    protocol = DistributedMeanEstimation(n=n, f=f, epsilon=1.0, rule="mda", attack="alie")
+    assert bound_kind(protocol) == "upper"
+    averages = averages_for(4, n - f, d, seed=5)
+    spread, _, offset = data_terms(averages, n - f)
+    k = n - f
+    derived = (math.sqrt(f / (n - 2 * f)) + f * math.sqrt(2 / (n - f))) ** 2
+    recalled = 4 * f / (n - f) * (1 + f / (n - 2 * f)) ** 2
+    for kappa, match in ((derived, True), (recalled, False)):
+        by_hand = (
+            np.sqrt(kappa * (spread + d * s**2 * (k - 1) / k)) + np.sqrt(offset + d * s**2 / k)
+        ) ** 2
+        value = upper_bound(protocol, d=d, noise_std=s, averages=averages)
+        assert np.allclose(value, by_hand, rtol=1e-10) is match
+
+
+@pytest.mark.parametrize("attack", ["alie", "optimal_shift", "sign_flipping"])
+def test_mda_rows_meet_their_upper_bound(attack):
+    points = [
+        SweepPoint(
+            protocol=DistributedMeanEstimation(n=9, f=3, epsilon=eps, rule="mda", attack=attack),
+            d=6,
+            m=4,
+        )
+        for eps in (0.5, 4.0)
+    ]
+    rows = run_sweep(points, trials=40, seed=2)
+    assert {r["bound_kind"] for r in rows} == {"upper"}
+    assert all(bound_holds(row) for row in summarize(rows))
+
+
 def test_upper_bound_is_nan_without_a_kappa():
     averages = averages_for(3, 5, 4, seed=3)
     custom = DistributedMeanEstimation(n=5, f=1, epsilon=1.0, rule=lambda x: x.mean(dim=-2))
@@ -313,6 +347,9 @@ def test_upper_bound_is_nan_without_a_kappa():
         (dict(rule="smea"), "exact"),
         (dict(rule="cwtm", f=1), "upper"),
         (dict(rule="krum"), "upper"),  # κ = 6 even at f = 0
+        (dict(rule="mda", f=1), "upper"),  # derived κ
+        (dict(rule="mda"), "exact"),  # f = 0: the mean
+        (dict(rule="nnm>>mda", f=1), "upper"),
         (dict(rule="meamed", f=1), "none"),
         (dict(rule=lambda x: x.mean(dim=-2)), "none"),
     ],

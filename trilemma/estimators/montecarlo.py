@@ -118,7 +118,14 @@ def bound_kind(protocol: DistributedMeanEstimation) -> str:
     """What :func:`upper_bound` returns for ``protocol``: ``"exact"`` (the expected error
     itself: central model, the mean without attack, or a rule with κ = 0 at f = 0, which must
     return the mean), ``"upper"`` (a bound) or ``"none"`` (NaN: a callable rule or a rule
-    without a known κ)."""
+    without a known κ).
+
+    ``"upper"`` rests on the κ of :func:`trilemma.bounds.kappa`, which serves only constants that
+    are derived ([D]: SMEA, MDA, the mean) or recalled ([R]: CWTM, CWMed, GM, Krum, NNM) and not
+    refuted by any instance the package knows (``tests/aggregators/test_kappa_search.py``
+    asserts it for every rule it accepts); a refuted constant is removed from
+    :data:`trilemma.bounds.KAPPA_TABLE`, which turns its rows into ``"none"``, as MDA's recalled
+    row was replaced by the derived :func:`trilemma.bounds.mda_kappa`."""
     if protocol.privacy == "central" or (protocol.rule == "mean" and protocol.byzantine == 0):
         return "exact"
     if not isinstance(protocol.rule, str):
@@ -154,7 +161,9 @@ def upper_bound(
     - rule ``"mean"`` without attack: d s²/h, exact (:func:`trilemma.bounds.honest_average_error`);
     - rule ``"smea"``: :func:`trilemma.bounds.smea_upper_bound` with κ_sp = 4f/(n − 2f);
     - a rule named in :data:`trilemma.bounds.KAPPA_TABLE` (or ``"nnm>>"`` + one):
-      :func:`trilemma.bounds.naive_upper_bound` with its κ (inf for the attacked mean);
+      :func:`trilemma.bounds.naive_upper_bound` with its κ (inf for the attacked mean; MDA's
+      is the derived :func:`trilemma.bounds.mda_kappa`, the [R] rows are unverified
+      constants no instance refutes, see :func:`bound_kind`);
     - anything else (a callable rule, a rule without a κ): NaN.
 
     The data terms are those of S = the first n − f honest workers
