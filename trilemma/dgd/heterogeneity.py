@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from trilemma._arrays import nonnegative
+from trilemma._validation import check_int
 from trilemma.dgd.problems import LeastSquares, Problem
 
 __all__ = ["dissimilarity", "error_floor_pair", "exact_gb", "exact_gb_threshold", "sampled_gb"]
@@ -93,7 +94,9 @@ def exact_gb(problem: LeastSquares, *, B2: np.ndarray | float) -> np.ndarray:
     return out
 
 
-def sampled_gb(problem: Problem, thetas: torch.Tensor, *, B2: np.ndarray | float) -> np.ndarray:
+def sampled_gb(
+    problem: Problem, thetas: torch.Tensor, *, B2: np.ndarray | float, chunk: int = 256
+) -> np.ndarray:
     """G²(B²) = max over the sampled θ of (H(θ) − B² N(θ))₊, for each B² of the grid.
 
     A lower estimate of the true frontier (the maximum runs over samples only): sample where
@@ -103,14 +106,24 @@ def sampled_gb(problem: Problem, thetas: torch.Tensor, *, B2: np.ndarray | float
     ----------
     problem : Problem
     thetas : torch.Tensor
-        Sampled parameters ``(k, P)``.
+        Sampled parameters ``(k, P)``; rows with a non-finite entry (a diverged iterate) are
+        skipped.
     B2 : float or array
         Grid of B² ≥ 0.
+    chunk : int
+        θ per gradient call: bounds the per-worker gradients held in memory at once (the
+        maximum over a union is the maximum of the per-chunk maxima).
     """
-    spread, norm = dissimilarity(problem, thetas)
-    spread_np, norm_np = spread.double().cpu().numpy(), norm.double().cpu().numpy()
     grid = np.atleast_1d(nonnegative("B2", B2)).astype(np.float64)
-    return np.maximum(spread_np[None, :] - grid[:, None] * norm_np[None, :], 0.0).max(axis=1)
+    chunk = check_int("chunk", chunk, low=1)
+    finite = thetas[torch.isfinite(thetas).all(dim=-1)]
+    best = np.zeros_like(grid)
+    for part in finite.split(chunk):
+        spread, norm = dissimilarity(problem, part)
+        spread_np, norm_np = spread.double().cpu().numpy(), norm.double().cpu().numpy()
+        values = np.maximum(spread_np[None, :] - grid[:, None] * norm_np[None, :], 0.0)
+        best = np.maximum(best, values.max(axis=1))
+    return best
 
 
 def error_floor_pair(B2: np.ndarray, G2: np.ndarray, *, kappa: float) -> tuple[float, float, float]:
