@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 from dp_accounting import get_sigma_gaussian
 
-from trilemma import dgd, reproduce
+from trilemma import reproduce
 from trilemma.bounds import (
     trilemma_lower_bound,
 )
 from trilemma.cli import main
-from trilemma.dgd import exact_gb, exact_gb_threshold
 from trilemma.estimators import bound_holds
 from trilemma.reproduce import FIGURES, Settings
 
@@ -159,24 +158,6 @@ def test_cli_reproduce_glob_and_list(tmp_path, capsys):
     assert rows[0]["checks_passed"] == "1/1"
     assert (tmp_path / "podc-batch-size.png").exists()
     assert main(["reproduce", "nothing-*", "--out", str(tmp_path)]) == 2
-
-
-def test_gb_ridge_data(computed):
-
-    data = computed["gb-ridge"]
-    problem = dgd.diabetes_ridge()
-    _, _, mu, lipschitz = problem.optimum()
-    assert data.parameters["mu"] == pytest.approx(mu) and data.parameters["L"] == pytest.approx(
-        lipschitz
-    )
-    for row in data.rows:
-        # the measured gap never exceeds the bound built from the run's own κ̂ and exact (G, B)
-        if math.isfinite(row["upper_bound"]):
-            assert row["gap"] <= row["upper_bound"] + 1e-12
-            assert row["G2"] == pytest.approx(float(exact_gb(problem, B2=row["B2"])[0]))
-            assert row["B2"] >= exact_gb_threshold(problem) * (1 - 1e-12)
-        assert row["gap"] >= 0
-    assert {row["attack"] for row in data.rows} == {"sign_flipping", "foe", "alie", "mimic"}
 
 
 def test_gb_breakdown_data(computed):
