@@ -77,3 +77,10 @@ def test_vectorised_and_bad_input():
         gb_upper_bound_pl(kappa=0.1, G2=1.0, B2=0.0, mu=0.0, L=1.0, steps=1, initial_gap=1.0)
     with pytest.raises(ValueError, match="steps=0 must be an integer >= 1"):
         gb_upper_bound_nonconvex(kappa=0.1, G2=1.0, B2=0.0, L=1.0, steps=0, initial_gap=1.0)
+
+
+def test_upper_and_lower_bounds_are_not_said_to_match():
+    """At κ = f/(n − 2f) only the shapes coincide: no rule attains that κ."""
+    doc = " ".join(gb_upper_bound_pl.__doc__.split())
+    assert "*shapes* coincide" in doc and "The bounds do not match" in doc
+    assert "the bounds match" not in doc

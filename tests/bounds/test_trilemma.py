@@ -1,10 +1,12 @@
 """Trilemma closed forms against hand-worked values, numpy Monte Carlo and their docstrings."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
 
+from trilemma.accountants import calibrate_gaussian
 from trilemma.bounds import (
     central_marginal_lower_bound,
     distributed_dp_lower_bound,
@@ -42,7 +44,7 @@ def mean_and_standard_error(samples):
 
 def test_gaussian_noise_std_on_a_broadcast_grid():
     sensitivity = np.array([0.1, 1.0, 2.5]).reshape(3, 1, 1)
-    epsilon = np.array([0.1, 0.5, 1.0, 4.0]).reshape(1, 4, 1)
+    epsilon = np.array([0.1, 0.5, 0.9, 0.999]).reshape(1, 4, 1)
     delta = np.array([1e-9, 0.3])
     values = gaussian_noise_std(sensitivity=sensitivity, epsilon=epsilon, delta=delta)
     assert values.shape == (3, 4, 2)
@@ -53,6 +55,28 @@ def test_gaussian_noise_std_on_a_broadcast_grid():
     assert float(gaussian_noise_std(sensitivity=3.0, epsilon=0.5, delta=1.25 * math.exp(-2))) == (
         pytest.approx(12.0, rel=1e-14)
     )
+
+
+@pytest.mark.parametrize("epsilon", [1.0, 4.0, np.array([0.5, 1.0])])
+def test_gaussian_noise_std_warns_outside_the_theorem(epsilon):
+    """Dwork & Roth's Thm. A.1 needs ε < 1: at ε ≥ 1 the value is still the formula, with a
+    warning that names the argument and the exact calibration to use instead."""
+    with pytest.warns(UserWarning, match=r"epsilon=\S+ >= 1.*accountants\.calibrate_gaussian"):
+        values = gaussian_noise_std(sensitivity=2.0, epsilon=epsilon, delta=1e-5)
+    np.testing.assert_allclose(values, 2.0 * math.sqrt(2 * math.log(1.25e5)) / epsilon)
+    with pytest.warns(UserWarning, match="epsilon"):  # the rates inherit it
+        smea_error_rate(d=4, n=9, f=2, m=3, epsilon=epsilon, delta=1e-5)
+
+
+def test_gaussian_noise_std_is_silent_below_one_and_never_below_the_exact_calibration():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        classic = gaussian_noise_std(
+            sensitivity=1.0, epsilon=np.array([0.1, 0.5, 0.99]), delta=1e-5
+        )
+    for eps, value in zip([0.1, 0.5, 0.99], classic, strict=True):
+        # the analytic Gaussian (Balle & Wang 2018) is exact: the classic std is ≥ it
+        assert calibrate_gaussian(target_epsilon=eps, delta=1e-5) <= value
 
 
 def test_noise_moments_broadcast_and_hand_values():
@@ -249,7 +273,7 @@ def test_smea_beats_the_trace_bound_in_high_dimension_only(n, f):
 
 
 def test_smea_rate_beats_naive_cwtm_rate_in_high_dimension():
-    common = {"n": 20, "f": 4, "m": 10, "epsilon": 1.0, "delta": 1e-5}
+    common = {"n": 20, "f": 4, "m": 10, "epsilon": 0.5, "delta": 1e-5}
     cwtm = kappa("cwtm", n=20, f=4)
     d = np.array([256, 1024, 16384])
     ratio = smea_error_rate(d=d, **common) / naive_error_rate(kappa=cwtm, d=d, **common)
@@ -313,15 +337,15 @@ def test_rates_scale_as_inverse_epsilon_squared_m_squared(rate):
             return float(naive_error_rate(kappa=1.3, clip=clip, **common))
         return float(smea_error_rate(clip=clip, **common))
 
-    base = value(10, 1.0)
-    assert base / value(20, 2.0) == pytest.approx(16.0, rel=1e-12)
-    assert base / value(30, 1.0) == pytest.approx(9.0, rel=1e-12)
-    assert base / value(10, 0.5) == pytest.approx(0.25, rel=1e-12)
-    assert value(10, 1.0, clip=3.0) / base == pytest.approx(9.0, rel=1e-12)
+    base = value(10, 0.25)
+    assert base / value(20, 0.5) == pytest.approx(16.0, rel=1e-12)
+    assert base / value(30, 0.25) == pytest.approx(9.0, rel=1e-12)
+    assert base / value(10, 0.125) == pytest.approx(0.25, rel=1e-12)
+    assert value(10, 0.25, clip=3.0) / base == pytest.approx(9.0, rel=1e-12)
 
 
 def test_smea_rate_is_linear_in_d_for_large_d():
-    n, f, m, eps, delta = 16, 3, 10, 1.0, 1e-5
+    n, f, m, eps, delta = 16, 3, 10, 0.5, 1e-5
     h = n - f
     s = worker_std(m, eps, delta)
     kappa_sp = 4 * f / (n - 2 * f)
@@ -402,7 +426,7 @@ def test_upper_bounds_sit_above_the_lower_bound_shape_at_constant_one():
     """At c = 1 the averaging term alone, d s²/h ≥ 8 d ln(1/δ)/(ε² n m²), exceeds the shape
     (d + f) ln(1/δ)/(ε² n m²) whenever 7d ≥ f; an upper bound below it would be a wrong formula."""
     d = np.array([1, 16, 256, 4096])
-    kw = {"n": 20, "m": 100, "epsilon": 1.0, "delta": 1e-5}
+    kw = {"n": 20, "m": 100, "epsilon": 0.5, "delta": 1e-5}
     lower = trilemma_lower_bound(d=d, f=4, **kw)
     assert np.all(lower < 1)
     assert np.all(smea_error_rate(d=d, f=4, **kw) > lower)
@@ -414,15 +438,15 @@ def test_upper_bounds_sit_above_the_lower_bound_shape_at_constant_one():
 
 
 VALID = {
-    gaussian_noise_std: {"sensitivity": 1.0, "epsilon": 1.0, "delta": 0.1},
+    gaussian_noise_std: {"sensitivity": 1.0, "epsilon": 0.5, "delta": 0.1},
     honest_average_error: {"d": 4, "n_honest": 3, "noise_std": 1.0},
     noise_spread: {"d": 4, "n_honest": 3, "noise_std": 1.0},
     noise_top_eigenvalue_bound: {"d": 4, "n_honest": 3, "noise_std": 1.0},
     robust_error_upper_bound: {"kappa": 1.0, "spread": 1.0, "offset": 0.0},
     naive_upper_bound: {"kappa": 1.0, "d": 4, "n": 9, "f": 2, "noise_std": 1.0},
     smea_upper_bound: {"d": 4, "n": 10, "f": 2, "noise_std": 1.0},
-    naive_error_rate: {"kappa": 1.0, "d": 4, "n": 9, "f": 2, "m": 3, "epsilon": 1.0, "delta": 0.1},
-    smea_error_rate: {"d": 4, "n": 9, "f": 2, "m": 3, "epsilon": 1.0, "delta": 0.1},
+    naive_error_rate: {"kappa": 1.0, "d": 4, "n": 9, "f": 2, "m": 3, "epsilon": 0.5, "delta": 0.1},
+    smea_error_rate: {"d": 4, "n": 9, "f": 2, "m": 3, "epsilon": 0.5, "delta": 0.1},
     central_marginal_lower_bound: {"d": 2, "n_records": 10, "epsilon": 1.0, "delta": 0.1},
     distributed_dp_lower_bound: {"d": 2, "n": 10, "m": 3, "epsilon": 1.0, "delta": 0.1},
     trilemma_lower_bound: {"d": 2, "n": 9, "f": 2, "m": 3, "epsilon": 1.0, "delta": 0.1},
@@ -472,7 +496,7 @@ def test_bad_values_inside_arrays_are_named():
     with pytest.raises(ValueError, match="d=0 must be an integer >= 1"):
         honest_average_error(d=np.array([3, 0, 5]), n_honest=3, noise_std=1.0)
     with pytest.raises(ValueError, match=r"delta=1\.2 must lie in \(0, 1\)"):
-        gaussian_noise_std(sensitivity=1.0, epsilon=1.0, delta=np.array([0.1, 1.2]))
+        gaussian_noise_std(sensitivity=1.0, epsilon=0.5, delta=np.array([0.1, 1.2]))
     with pytest.raises(ValueError, match=r"f=3 must satisfy 2f < n=6"):
         smea_upper_bound(d=4, n=np.array([10, 6]), f=3, noise_std=1.0)
 
@@ -483,3 +507,15 @@ def test_non_numeric_dimension_is_a_type_error(d):
         honest_average_error(d=d, n_honest=3, noise_std=1.0)
     with pytest.raises(TypeError, match="d must be an integer or an array of integers"):
         trilemma_lower_bound(d=d, n=9, f=2, m=3, epsilon=1.0, delta=0.1)
+
+
+def test_the_lower_bound_is_labelled_a_conjectured_shape():
+    """Its f term is not a lower bound over protocols (κ ≥ f/(n − 2f) bounds rules only): the
+    docstring must say so, and the constant must stay a parameter."""
+    doc = " ".join(trilemma_lower_bound.__doc__.split())
+    assert "conjectured shape" in doc and "not** a lower bound over protocols" in doc
+    assert "provable" not in doc
+    kw = {"d": 8, "n": 20, "f": 4, "m": 10, "epsilon": 0.5, "delta": 1e-5}
+    assert float(trilemma_lower_bound(constant=3.0, **kw)) == pytest.approx(
+        3 * float(trilemma_lower_bound(**kw)), rel=1e-15
+    )

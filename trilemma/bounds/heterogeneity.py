@@ -31,7 +31,10 @@ def gb_breakdown_point(*, B2: ArrayLike) -> np.ndarray:
     Source: Allouah et al., NeurIPS 2023 (arXiv:2309.13591), breakdown point [R, recalled;
     THEORY §3]. It equals 1/2 (the classical breakdown) for B = 0 and decreases with B².
     Consistency [D]: with κ = f/(n − 2f), the condition κB² < 1 of
-    :func:`gb_upper_bound_pl` is f(2 + B²) < n, i.e. f/n < 1/(2 + B²).
+    :func:`gb_upper_bound_pl` is f(2 + B²) < n, i.e. f/n < 1/(2 + B²): the shapes coincide.
+    No aggregation rule attains κ = f/(n − 2f) (it is only a lower bound on κ,
+    :func:`trilemma.bounds.kappa_lower_bound`), so for a real rule the upper bound's condition
+    fails earlier than this point.
 
     Examples
     --------
@@ -93,9 +96,13 @@ def gb_upper_bound_pl(
     L_H(θ_{t+1}) ≤ L_H(θ_t) − (1/2L)‖∇L_H‖² + (1/2L)‖R_t‖², and (f, κ)-robustness with
     (G, B)-dissimilarity gives ‖R_t‖² ≤ κ(G² + B²‖∇L_H‖²); so the gap contracts by
     1 − (μ/L)(1 − κB²) per step (PL: ‖∇L_H‖² ≥ 2μ(L_H − L*)) up to κG²/(2L), whose fixed point is
-    κG²/(2μ(1 − κB²)); (1 − x)^T ≤ e^{−xT}. With κ = f/(n − 2f) the floor is
-    f G²/(2μ(n − (2 + B²) f)), 4 × :func:`gb_lower_bound`: the bounds match. ``inf`` when
-    κB² ≥ 1.
+    κG²/(2μ(1 − κB²)); (1 − x)^T ≤ e^{−xT}. With κ = f/(n − 2f) the floor would be
+    f G²/(2μ(n − (2 + B²) f)), 4 × :func:`gb_lower_bound` with its recalled constant 1/8: the
+    *shapes* coincide. The bounds do not match: no rule attains κ = f/(n − 2f), which is only
+    the lower bound :func:`trilemma.bounds.kappa_lower_bound` on κ; the rules' κ
+    (:func:`trilemma.bounds.kappa`, e.g. SMEA's 4f/(n − 2f) or NNM ∘ F's
+    (8f/(n − f))(κ_F + 1)) give a floor at least a constant factor higher and a breakdown
+    (κB² = 1) earlier. ``inf`` when κB² ≥ 1.
 
     Examples
     --------

@@ -5,8 +5,10 @@ Noise in Decentralized Learning", ICML 2024, arXiv:2405.01031, Sec. 3–4): each
 N(0, σ²) and every edge (j, k) adds a secret N(0, σ_cor² w_jk) at j and subtracts it at k, so
 per coordinate the noise across nodes has covariance Σ = σ² I + σ_cor² L (L the weighted
 Laplacian). A node's release is a Gaussian mechanism whose privacy is set by (Σ⁻¹)_ii, the
-"inverse variance" of node i. All functions are pure, keyword-only and vectorised over numpy
-arrays.
+"inverse variance" of node i (the mechanism as in the reference code elfirdoussilab1/DECOR,
+THEORY §6 [V]). The closed forms below are derived here [D], each with its derivation; the
+RDP → DP conversion is the standard one [V, cited]. All functions are pure, keyword-only and
+vectorised over numpy arrays.
 """
 
 from __future__ import annotations

@@ -14,16 +14,22 @@ Two kinds of statements live here.
 moments; they take the noise std s actually used and, optionally, measured data terms, and hold
 for every input data set. Byzantine vectors may depend on everything the honest workers send.
 
-*Lower bounds* (:func:`central_marginal_lower_bound`, :func:`distributed_dp_lower_bound`,
-:func:`trilemma_lower_bound`) are Ω(·) statements whose constants the papers leave implicit: the
-constant is a parameter (default 1), never fitted to data; experiments compare shapes.
+*Lower bounds* are Ω(·) statements whose constants are left implicit: the constant is a
+parameter (default 1), never fitted to data; experiments compare shapes. Their status differs:
+:func:`central_marginal_lower_bound` is read in its source [V];
+:func:`distributed_dp_lower_bound` is a recalled shape [R]; :func:`trilemma_lower_bound` is a
+*conjectured* shape — its f term is not a lower bound over protocols (see its docstring).
 
 The closed-form *rates* (:func:`naive_error_rate`, :func:`smea_error_rate`) plug in the classic
 Gaussian-mechanism std of :func:`gaussian_noise_std` and no data spread, to draw the theory
-curves as functions of (d, n, f, m, ε, δ) alone.
+curves as functions of (d, n, f, m, ε, δ) alone. That std is proven for ε < 1 only
+(Dwork & Roth 2014, Thm. A.1): for ε ≥ 1 they warn, and the figures' measured errors use the
+exact calibration of :mod:`trilemma.accountants`.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -58,21 +64,48 @@ def gaussian_noise_std(
 ) -> np.ndarray:
     """Classic Gaussian-mechanism std Δ·√(2 ln(1.25/δ))/ε per coordinate.
 
-    Source: Dwork & Roth, "The Algorithmic Foundations of Differential Privacy", 2014, Thm. A.1
-    (a guarantee for ε < 1; for larger ε it is the usual scaling). Used for the closed-form
-    rates; the estimators calibrate exactly with :mod:`trilemma.accountants` (analytic Gaussian,
-    Balle & Wang 2018), which never needs more noise. A worker averaging m records of norm ≤ C
-    has replace-one sensitivity Δ = 2C/m, the std of Guerraoui et al., PODC 2021
-    (arXiv:2102.08166, code).
+    Source: Dwork & Roth, "The Algorithmic Foundations of Differential Privacy", 2014,
+    Thm. A.1 [V]: for ε ∈ (0, 1) and c² > 2 ln(1.25/δ), noise of std cΔ/ε gives (ε, δ)-DP
+    (the value returned is the infimum of such stds). The theorem says nothing for ε ≥ 1, where
+    this scaling is a heuristic (the exact std then grows like 1/√ε, not 1/ε): such ε raise a
+    ``UserWarning`` pointing to :func:`trilemma.accountants.calibrate_gaussian`, the exact
+    analytic calibration (Balle & Wang 2018, arXiv:1805.06530), which the estimators use and
+    which never needs more noise for ε < 1. It warns instead of refusing because callers
+    outside :mod:`trilemma.bounds` (the README's example of :func:`smea_error_rate`) pass
+    ε = 1. A worker averaging m records of norm ≤ C has replace-one sensitivity Δ = 2C/m, the
+    std of Guerraoui et al., PODC 2021 (arXiv:2102.08166, code).
+
+    Parameters
+    ----------
+    sensitivity : float or array
+        ℓ₂ sensitivity Δ > 0.
+    epsilon : float or array
+        ε > 0; the guarantee holds for ε < 1.
+    delta : float or array
+        δ ∈ (0, 1).
+
+    Warns
+    -----
+    UserWarning
+        If any ε ≥ 1 (the theorem's condition ε < 1 fails).
 
     Examples
     --------
-    >>> round(float(gaussian_noise_std(sensitivity=1.0, epsilon=1.0, delta=1.25 * np.exp(-2))), 12)
-    2.0
+    >>> float(gaussian_noise_std(sensitivity=1.0, epsilon=0.5, delta=1.25 * np.exp(-2)))
+    4.0
     """
     sens = positive("sensitivity", sensitivity)
     eps = positive("epsilon", epsilon)
     dlt = unit_open("delta", delta)
+    if np.any(eps >= 1.0):
+        warnings.warn(
+            f"epsilon={float(np.max(eps)):g} >= 1: the classic Gaussian calibration "
+            "Δ√(2 ln(1.25/δ))/ε is proven for epsilon < 1 only (Dwork & Roth 2014, Thm. A.1); "
+            "use trilemma.accountants.calibrate_gaussian (exact analytic Gaussian) for "
+            "epsilon >= 1",
+            UserWarning,
+            stacklevel=2,
+        )
     return sens * np.sqrt(2.0 * np.log(1.25 / dlt)) / eps
 
 
@@ -294,8 +327,8 @@ def naive_error_rate(
     --------
     The error scales as 1/(ε² m²):
 
-    >>> a = naive_error_rate(kappa=1.0, d=64, n=10, f=2, m=10, epsilon=1.0, delta=1e-5)
-    >>> b = naive_error_rate(kappa=1.0, d=64, n=10, f=2, m=20, epsilon=2.0, delta=1e-5)
+    >>> a = naive_error_rate(kappa=1.0, d=64, n=10, f=2, m=10, epsilon=0.25, delta=1e-5)
+    >>> b = naive_error_rate(kappa=1.0, d=64, n=10, f=2, m=20, epsilon=0.5, delta=1e-5)
     >>> round(float(a / b), 12)
     16.0
     """
@@ -318,10 +351,10 @@ def smea_error_rate(
 
     Examples
     --------
-    >>> smea = smea_error_rate(d=1024, n=20, f=4, m=10, epsilon=1.0, delta=1e-5)
+    >>> smea = smea_error_rate(d=1024, n=20, f=4, m=10, epsilon=0.5, delta=1e-5)
     >>> from trilemma.bounds import kappa
     >>> cwtm = naive_error_rate(
-    ...     kappa=kappa("cwtm", n=20, f=4), d=1024, n=20, f=4, m=10, epsilon=1.0, delta=1e-5
+    ...     kappa=kappa("cwtm", n=20, f=4), d=1024, n=20, f=4, m=10, epsilon=0.5, delta=1e-5
     ... )
     >>> bool(smea < cwtm)
     True
@@ -410,16 +443,27 @@ def trilemma_lower_bound(
     clip: ArrayLike = 1.0,
     constant: ArrayLike = 1.0,
 ) -> np.ndarray:
-    """c · C² · min{1, (d + f) ln(1/δ)/(ε² n m²)}: the trilemma lower bound (conjectured form).
+    """c · C² · min{1, (d + f) ln(1/δ)/(ε² n m²)}: a *conjectured shape*, not a proven bound.
 
-    THEORY §4 recalls the paper's bound as Ω̃((d + f)/(ε² n m²)) for f/n bounded away from 1/2
-    (Allouah et al., ICML 2023, arXiv:2302.04787), matched by SMEA up to logarithms. [R, form
-    not verified]: the theorem could not be read here, so this follows the THEORY fallback — the
-    two provable ingredients are the distributed-DP term d ln(1/δ)/(ε² n m²)
-    (:func:`distributed_dp_lower_bound`) and the robustness term, f Byzantine workers hiding a
-    shift of one noise std among n (κ ≥ f/(n − 2f), :func:`trilemma.bounds.kappa_lower_bound`,
-    applied to a spread of order s² = ln(1/δ)/(ε² m²) along one direction) — and their sum is
-    labelled conjectured. f = 0 recovers :func:`distributed_dp_lower_bound`.
+    Status: conjectured; the constant c is a parameter (default 1), never fitted. THEORY §4
+    recalls the lower bound of Allouah et al. (ICML 2023, arXiv:2302.04787) as
+    Ω̃((d + f)/(ε² n m²)) for f/n bounded away from ½, matched by SMEA up to logarithms — with
+    low confidence in the exact form: the theorem could not be read here. What the package
+    can say about the two terms:
+
+    - the d term is :func:`distributed_dp_lower_bound` (a recalled shape [R], reduced to the
+      one-way-marginal bound of :func:`central_marginal_lower_bound` [V]);
+    - the f term is **not** a lower bound over protocols. κ ≥ f/(n − 2f)
+      (:func:`trilemma.bounds.kappa_lower_bound` [D]) bounds what an (f, κ)-robust
+      *aggregation rule* pays on the noisy messages (a shift of order one noise std
+      s ∝ √ln(1/δ)/(εm) hidden along one direction), not what every protocol must pay: at
+      d = 1 with f ≫ d and f² ≪ n, per-worker Gaussian noise followed by a trimmed mean has
+      error of order s²(1 + f² ln(n/f)/n)/n, below the (d + f) s²/n of this shape
+      (THEORY §4, Caution [D]).
+
+    So the sum is labelled conjectured; the figures draw it as a shape to compare against,
+    not as a bound that any estimator must respect. f = 0 recovers
+    :func:`distributed_dp_lower_bound`.
 
     Examples
     --------

@@ -8,9 +8,17 @@ Each honest worker averages a batch of b clipped gradients and adds Gaussian noi
 (2C/b)√(2 ln(1.25/δ))/ε per coordinate (sensitivity 2C/b; the paper's code clips the batch
 gradient to C with the same std), so the noise alone contributes d times that variance.
 
-The constants k_F are those of the authors' code: MDA in LPD-EPFL/DifferentialByzantine
-(``aggregators/brute.py``), Median, Krum and Bulyan in LPD-EPFL/ByzantineMomentum
-(``aggregators/median.py``, ``krum.py``, ``bulyan.py``), checked formula by formula.
+Where each constant k_F comes from [V, read in the code, formula by formula]:
+
+- MDA: the PODC 2021 authors' code, LPD-EPFL/DifferentialByzantine (commit 132d4fe),
+  ``aggregators/brute.py``, ``upper_bound`` — the only rule of that repository besides the
+  average.
+- Median, Krum, Bulyan: *not* from the PODC 2021 code but from LPD-EPFL/ByzantineMomentum
+  (commit 1ef2c84), the code of a different paper — El Mhamdi, Guerraoui, Rouault, "Distributed
+  Momentum for Byzantine-resilient Stochastic Gradient Descent", ICLR 2021 — functions
+  ``upper_bound`` of ``aggregators/median.py``, ``aggregators/krum.py`` and
+  ``aggregators/bulyan.py``. PODC 2021 uses the same VN-ratio condition; whether its analysis
+  uses these constants for these rules was not checked.
 """
 
 from __future__ import annotations
@@ -57,23 +65,30 @@ def _bulyan(n: np.ndarray, f: np.ndarray) -> np.ndarray:
     return _krum(n, f)
 
 
-#: rule → k_F(n, f), the VN-ratio constants of the PODC 2021 authors' code.
+#: rule → k_F(n, f): MDA from the PODC 2021 code (DifferentialByzantine), Median, Krum and
+#: Bulyan from the ICLR 2021 code (ByzantineMomentum); see the module docstring.
 VN_RULES = MappingProxyType({"mda": _mda, "median": _median, "krum": _krum, "bulyan": _bulyan})
 
 
 def vn_ratio_constant(rule: str, *, n: ArrayLike, f: ArrayLike) -> np.ndarray:
     """k_F of the VN-ratio condition √(E‖G − EG‖²) ≤ k_F ‖∇Q(θ)‖.
 
-    ============  =====================================================
-    rule          k_F [V, PODC 2021 code, THEORY §5]
-    ============  =====================================================
-    mda           (n − f)/(√8 f)
-    median        1/√(n − f)
-    krum, bulyan  1/√(2(n − f + f(n + f(n − f − 2) − 2)/(n − 2f − 2)))
-    ============  =====================================================
+    ============  =====================================================  ====================
+    rule          k_F [V, THEORY §5]                                     read in
+    ============  =====================================================  ====================
+    mda           (n − f)/(√8 f)                                         DifferentialByzantine
+                                                                         ``aggregators/brute.py``
+    median        1/√(n − f)                                             ByzantineMomentum
+                                                                         ``aggregators/median.py``
+    krum, bulyan  1/√(2(n − f + f(n + f(n − f − 2) − 2)/(n − 2f − 2)))   ByzantineMomentum
+                                                                         ``aggregators/krum.py``,
+                                                                         ``bulyan.py``
+    ============  =====================================================  ====================
 
-    The median constant depends on n − f only, so it grows with f at fixed n (as in the
-    reference code).
+    LPD-EPFL/DifferentialByzantine is the code of PODC 2021 (arXiv:2102.08166);
+    LPD-EPFL/ByzantineMomentum that of El Mhamdi, Guerraoui, Rouault, ICLR 2021 (a different
+    paper). The median constant depends on n − f only, so it grows with f at fixed n (as in
+    the reference code).
 
     Parameters
     ----------
