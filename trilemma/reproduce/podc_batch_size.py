@@ -257,6 +257,7 @@ def _plot(data: FigureData, canvas: MatplotlibFigure) -> None:
                 [r["d"] for r in mine],
                 [r["batch_size"] for r in mine],
                 ls=styles[eps],
+                lw=3.0 - 1.5 * index,  # the rules' constants are close: keep both visible
                 color=f"C{index + 3}",
                 label=f"{_LABELS[rule]}, ε = {eps:g}",
             )

@@ -342,9 +342,9 @@ def _plot(data: FigureData, canvas: MatplotlibFigure) -> None:
     audit_axes.set_ylabel("ε of one round")
     audit_axes.set_title(f"one round, σ = {p['audit_sigma']:g}: accountant vs audit", fontsize=8)
     audit_axes.legend(fontsize=5.5)
+    bound_axes.set_yscale("log")
     for axes in (eps_axes, bound_axes, conv_axes, audit_axes):
         axes.set_xscale("log")
-        axes.set_yscale("log")
         axes.set_xlabel("edge-secret noise σ_cor")
         axes.grid(True, which="both", alpha=0.3)
 
