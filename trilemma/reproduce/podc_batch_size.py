@@ -162,6 +162,7 @@ def _compute(settings: Settings) -> FigureData:
                     "epsilon": eps,
                     "batch_measured": _crossing(batches, ratios[eps], k),
                     "batch_closed_form": float(closed),
+                    "examples": clipped.shape[0],
                 }
             )
     dims = np.unique(np.logspace(0, 6, settings.pick(tiny=7, quick=25, full=61)).round())

@@ -48,6 +48,8 @@ _CASES: tuple[tuple[str, tuple[int, ...]], ...] = (
     ("ring:16", (0, 2)),
 )
 _CONVERTED = "ring:16"
+# σ_cor of the reference code's ring-16 example (elfirdoussilab1/DECOR), always on the grid
+_REFERENCE_SIGMA_COR = 188.0
 _AUDIT_SIGMA = 2.0
 _AUDIT_COLLUDERS: tuple[tuple[int, ...], ...] = ((), (0, 8), (0, 2))
 _RTOL = 1e-9
@@ -242,6 +244,7 @@ def checks(rows: list[dict[str, Any]]) -> dict[str, bool]:
 
 def _compute(settings: Settings) -> FigureData:
     grid = np.concatenate([[0.0], np.logspace(0, 4, settings.pick(tiny=3, quick=7, full=17))])
+    grid = np.sort(np.append(grid, _REFERENCE_SIGMA_COR))
     rows = _accounting_rows(grid) + _audit_rows(settings)
     return FigureData(
         rows=rows,
