@@ -53,6 +53,9 @@ def test_rows_recomputed_from_the_bounds(data):
         # a-priori bound is at least 4 × the smallest lower bound
         assert r["bound_a_priori"] >= 4 * r["lower_bound"] * (1 - 1e-9)
         assert r["final_gap"] >= 0 and r["kappa_hat"] > 0
+        assert r["gap_over_bound"] == pytest.approx(r["final_gap"] / r["bound_kappa_hat"])
+        ratio = r["mean_gradient_norm2"] / r["gradient_bound_kappa_hat"]
+        assert r["gradient_over_bound"] == pytest.approx(ratio)
 
 
 def test_infinite_bounds_stay_in_the_csv(tmp_path, data):

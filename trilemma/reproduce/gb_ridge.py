@@ -116,20 +116,25 @@ def _ridge(settings: Settings) -> FigureData:
                 problem, rule=_RULE, f=f, attack=attack, steps=steps, lr=1.0 / lipschitz
             )
             kappa_hat = float(run.kappa_hat.max())
+            gap = float(run.objective[-1]) - l_star
+            gradient = float(run.gradient_norm2[:-1].mean())
             bound, b2, g2 = best_bound(frontier, gb_upper_bound_pl, kappa=kappa_hat, **pl)
+            gradient_bound = best_bound(
+                frontier, gb_upper_bound_nonconvex, kappa=kappa_hat, **nonconvex
+            )[0]
             rows.append(
                 {
                     **shared,
                     "attack": attack,
-                    "final_gap": float(run.objective[-1]) - l_star,
+                    "final_gap": gap,
                     "kappa_hat": kappa_hat,
                     "bound_kappa_hat": bound,
+                    "gap_over_bound": gap / bound,
                     "B2": b2,
                     "G2": g2,
-                    "mean_gradient_norm2": float(run.gradient_norm2[:-1].mean()),
-                    "gradient_bound_kappa_hat": best_bound(
-                        frontier, gb_upper_bound_nonconvex, kappa=kappa_hat, **nonconvex
-                    )[0],
+                    "mean_gradient_norm2": gradient,
+                    "gradient_bound_kappa_hat": gradient_bound,
+                    "gradient_over_bound": gradient / gradient_bound,
                 }
             )
     return FigureData(
@@ -151,8 +156,11 @@ def _ridge(settings: Settings) -> FigureData:
     )
 
 
-def _series(axes: Axes, xs: list[float], ys: list[float], top: float, **style: Any) -> None:
-    """Draw ys against xs, infinite values as a marker at ``top`` (the upper axis limit)."""
+def _series(
+    axes: Axes, xs: list[float], ys: list[float], top: float, at_top: str = "^", **style: Any
+) -> None:
+    """Draw ys against xs; infinite values as the marker ``at_top`` (``"v"``: open) at ``top``,
+    the upper axis limit, labelled only when no value is finite."""
     finite = [(x, y) for x, y in zip(xs, ys, strict=True) if math.isfinite(y)]
     if finite:
         axes.plot(*zip(*finite, strict=True), **style)
@@ -162,8 +170,9 @@ def _series(axes: Axes, xs: list[float], ys: list[float], top: float, **style: A
             infinite,
             [top] * len(infinite),
             ls="none",
-            marker="^",
+            marker=at_top,
             ms=7,
+            mfc="none" if at_top == "v" else style.get("color", "k"),
             clip_on=False,
             color=style.get("color", "k"),
             alpha=0.8,
@@ -206,8 +215,10 @@ def _plot_ridge(data: FigureData, canvas: MatplotlibFigure) -> None:
     _panel(gap_axes, rows, "final_gap", "bound_kappa_hat", [
         ("bound_a_priori", {"color": "k", "lw": 1.5, "label": "a priori, κ = f/(n − 2f)"}),
         ("bound_table", {"color": "0.5", "lw": 1.5, "label": "table κ of the rule"}),
-        ("lower_bound", {"color": "k", "ls": "--", "label": "lower bound (worst case of class)"}),
+        ("lower_bound", {"color": "k", "ls": "--", "at_top": "v",
+                         "label": "lower bound (worst case of class)"}),
     ])  # fmt: skip
+    gap_axes.axhline(p["initial_gap"], color="0.6", lw=0.8, ls="-.", label="initial gap (θ₀ = 0)")
     gap_axes.set_ylabel("final gap L_H(θ_T) − L*")
     gap_axes.set_title("final gap vs PL bounds", fontsize=9)
     _panel(gradient_axes, rows, "mean_gradient_norm2", "gradient_bound_kappa_hat", [
@@ -219,8 +230,8 @@ def _plot_ridge(data: FigureData, canvas: MatplotlibFigure) -> None:
     canvas.legend(handles, labels, loc="outside right center", fontsize=7)
     canvas.suptitle(
         f"Ridge, {p['honest']} honest workers × {p['per_worker']} diabetes rows, {p['rule']}, "
-        f"T = {p['steps']} steps of γ = 1/L; ▲ at the top: bound = ∞ (κB² ≥ 1 for every "
-        "admissible (G, B))",
+        f"T = {p['steps']} steps of γ = 1/L; ▲ (▽ lower bound) at the top: bound = ∞ (κB² ≥ 1 "
+        "for every admissible (G, B))",
         fontsize=8,
     )
 

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -67,6 +68,8 @@ _ATTACKS: Mapping[str, attacks.Attack] = {
 }
 """The official script's attacks (ByzLibrary's defaults: FOE factor 3, ALIE factor 3)."""
 
+_AUTHORS = MappingProxyType({"rule": "nnm>>cwtm", "f": 3, "lr": 0.001, "steps": 40_000})
+"""The official script's runs, repeated at full size to compare their end with the plateau."""
 _STEP = 0.2
 """γL: the step size as a fraction of 1/L (module docstring)."""
 _CONVERGED = "f = 0 reaches L* (gap ≤ 1e-10 × initial) and no iterate goes below L*"
@@ -110,6 +113,7 @@ def _trajectories(settings: Settings) -> FigureData:
     problem = dgd.mackey_glass_ridge()
     _, l_star, mu, lipschitz = problem.optimum()
     steps = settings.pick(tiny=300, quick=800, full=2000)
+    authors_steps = settings.pick(tiny=0, quick=0, full=_AUTHORS["steps"])
     lr = _STEP / lipschitz
     rules = settings.pick(
         tiny=("nnm>>cwtm", "cwtm", "nnm>>cwmed"),
@@ -159,10 +163,16 @@ def _trajectories(settings: Settings) -> FigureData:
                         / max(abs(gaps[-tenth:].mean()), 1e-12 * gap0)
                     ),
                     "kappa_hat": kappa_hat,
-                    "bound_kappa_hat": best_bound(
-                        frontier, gb_upper_bound_pl, kappa=kappa_hat, **pl
-                    )[0],
                 }
+                bound = best_bound(frontier, gb_upper_bound_pl, kappa=kappa_hat, **pl)[0]
+                summary["bound_kappa_hat"] = bound
+                summary["gap_over_bound"] = final / bound if math.isfinite(bound) else 0.0
+                if authors_steps and (rule, f) == (_AUTHORS["rule"], _AUTHORS["f"]):
+                    other = dgd.robust_dgd(
+                        problem, rule=rule, f=f, attack=attack, steps=authors_steps,
+                        lr=_AUTHORS["lr"],
+                    )  # fmt: skip
+                    summary["final_gap_authors_step"] = float(other.objective[-1]) - l_star
                 rows.extend({**summary, "step": int(t), "gap": float(gaps[t])} for t in plotted)
     return FigureData(
         rows=rows,
@@ -190,6 +200,7 @@ def _trajectories(settings: Settings) -> FigureData:
 def _plot_trajectories(data: FigureData, canvas: MatplotlibFigure) -> None:
     rows, p = data.rows, data.parameters
     fs = [f for f in p["fs"] if f > 0]
+    star = False
     grid = canvas.subplots(len(fs), len(p["rules"]), sharex=True, sharey=True, squeeze=False)
     plateaus = [r["final_gap"] for r in rows if r["f"] > 0 and r["final_gap"] > 1e-12]
     finite = [r["gap"] for r in rows if math.isfinite(r["gap"])]
@@ -228,7 +239,24 @@ def _plot_trajectories(data: FigureData, canvas: MatplotlibFigure) -> None:
             notes.append("curves leaving the axis reach L* (gap < 10⁻¹⁰)")
             axes.text(0.98, 0.03, "\n".join(notes), transform=axes.transAxes, ha="right",
                       va="bottom", fontsize=6.5)  # fmt: skip
+            for index, attack in enumerate(p["attacks"]):
+                run = next(r for r in mine if r["attack"] == attack)
+                if "final_gap_authors_step" in run:
+                    axes.plot(
+                        1.05 * p["steps"],
+                        run["final_gap_authors_step"],
+                        marker="*",
+                        ms=9,
+                        color=f"C{index}",
+                        mec="k",
+                        mew=0.5,
+                        ls="none",
+                        clip_on=False,
+                    )
+                    star = True
             axes.set_yscale("log")
+            axes.set_xscale("symlog", linthresh=10)
+            axes.set_xlim(0, p["steps"] * 1.1)
             axes.set_ylim(bottom, top)
             axes.grid(True, which="major", alpha=0.3)
             axes.set_title(f"{rule}, f = {f} (n = {first['n']})", fontsize=9)
@@ -239,6 +267,11 @@ def _plot_trajectories(data: FigureData, canvas: MatplotlibFigure) -> None:
     handles, labels = grid[-1][0].get_legend_handles_labels()
     handles.append(grid[0][0].axhline(np.nan, color="0.3", ls=":", lw=1.2))
     labels.append("PL bound at the run's κ̂ (its colour)")
+    if star:
+        handles.append(
+            grid[0][0].plot([], [], marker="*", ms=9, color="0.5", mec="k", ls="none")[0]
+        )
+        labels.append(f"end of the authors' γ = {_AUTHORS['lr']:g}, T = {_AUTHORS['steps']}")
     canvas.legend(handles, labels, loc="outside right center", fontsize=7)
     canvas.suptitle(
         f"Robust D-GD on ridge (Fig. 1 protocol): {p['honest']} honest workers × 1 Mackey–Glass "
