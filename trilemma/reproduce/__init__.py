@@ -13,7 +13,10 @@ from trilemma.reproduce import (
     gb_trajectories,
     podc_batch_size,
     secldp_graphs,
-    trilemma_mean,
+    trilemma_byzantine,
+    trilemma_dimension,
+    trilemma_epsilon,
+    trilemma_records,
     trilemma_tracing,
 )
 from trilemma.reproduce._figure import (
@@ -46,7 +49,10 @@ __all__ = [
     "register",
     "reproduce",
     "secldp_graphs",
-    "trilemma_mean",
+    "trilemma_byzantine",
+    "trilemma_dimension",
+    "trilemma_epsilon",
+    "trilemma_records",
     "trilemma_tracing",
     "write_index",
 ]

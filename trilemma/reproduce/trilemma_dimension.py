@@ -1,0 +1,128 @@
+"""Figure ``trilemma-dimension``: error vs dimension d of private robust mean estimators.
+
+Trilemma of Allouah et al. (ICML 2023, arXiv:2302.04787; THEORY §4): with distributed DP the
+honest average already pays d s²/h; a naive (f, κ)-robust rule adds κ·tr Σ ≈ κ d s², a factor
+≈ κh over it [D], while SMEA adds κ_sp·λ_max ≈ κ_sp s²(1 + √(d/h))², a factor ≈ κ_sp(1 + √(h/d))²
+that tends to κ_sp = 4f/(n − 2f) as d grows [D]. Errors are plotted divided by d s²/h
+(see :mod:`trilemma.reproduce._mean_estimation`), against the conjectured lower-bound shape
+(:func:`trilemma.bounds.trilemma_lower_bound`, constant 1) and C², the error of answering 0.
+
+Left: all rules at n = 12, f = 3 (the largest n where exact SMEA under the strongest attack fits
+the time budget: 50 ms per trial, C(12, 3) = 220 subsets × 22 attack candidates). Right: the
+naive rules at n = 50, f = 10, where their ratio ≈ κh is an order of magnitude above SMEA's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from matplotlib.figure import Figure as MatplotlibFigure
+
+from trilemma.reproduce._figure import Figure, FigureData, Settings, register
+from trilemma.reproduce._mean_estimation import (
+    COMMON,
+    band,
+    calibration_holds,
+    draw_errors,
+    measure,
+    panels,
+    point,
+    upper_bounds_hold,
+)
+
+__all__: list[str] = []
+
+#: Records per worker and per-worker ε.
+M, EPSILON = 100, 1.0
+#: Largest admissible max/min of SMEA's error / lower-bound shape over d: the shape is linear in
+#: d + f and SMEA's bound ratio κ_sp(1 + √(h/d))² moves by less than 3× over the d range [D].
+SMEA_BAND = 3.0
+#: κ·trace: a naive rule's error / (d s²/h) ≈ κh grows with h at fixed f/n (×40/12 ≈ 3.3 from
+#: n = 15 to 50 for CWTM [D]); required growth of CWTM's ratio at the largest d.
+GROWTH = 2.0
+
+
+def cwtm_growth(rows: Sequence[Mapping[str, Any]]) -> float:
+    """CWTM's error / (d s²/h) in the larger panel over its value in the smaller one, at the
+    largest d."""
+    d_max = max(r["d"] for r in rows)
+    ratio = {r["n"]: r["error_ratio"] for r in rows if r["rule"] == "cwtm" and r["d"] == d_max}
+    return ratio[max(ratio)] / ratio[min(ratio)]
+
+
+def _compute(settings: Settings) -> FigureData:
+    dims = settings.pick(tiny=(8, 64), quick=(4, 16, 64, 256), full=(4, 8, 16, 32, 64, 128, 256))
+    trials = settings.pick(tiny=20, quick=60, full=200)
+    points = [
+        point(rule, n=n, f=f, d=d, m=M, epsilon=EPSILON, panel=f"n = {n}, f = {f}")
+        for n, f, rules in panels(settings)
+        for rule in rules
+        for d in dims
+    ]
+    rows = measure(points, settings, trials)
+    (small, *_), (large, *_) = panels(settings)
+    smea = [r for r in rows if r["rule"] == "smea"]
+    return FigureData(
+        rows=rows,
+        parameters={
+            **COMMON,
+            "m": M,
+            "epsilon": EPSILON,
+            "panels": [{"n": n, "f": f, "rules": list(rules)} for n, f, rules in panels(settings)],
+            "d": list(dims),
+            "trials": trials,
+            "attack": "strongest (line search over ALIE and a shift along the top direction)",
+            "smea_band_over_d": band(smea, "smea"),
+            "cwtm_growth_small_to_large_n": cwtm_growth(rows),
+        },
+        checks={
+            "measured error ≤ upper bound at every point": upper_bounds_hold(rows),
+            "honest average's error = d s²/h (analytic Gaussian s) within 2 CI at every point": (
+                calibration_holds(rows)
+            ),
+            f"SMEA: max/min over d of error / lower-bound shape ≤ {SMEA_BAND:g}": (
+                band(smea, "smea") <= SMEA_BAND
+            ),
+            f"κ·trace: CWTM's error / (d s²/h) at n = {large} is ≥ {GROWTH:g}× its value at "
+            f"n = {small} (same f/n, largest d)": cwtm_growth(rows) >= GROWTH,
+        },
+    )
+
+
+def _plot(data: FigureData, canvas: MatplotlibFigure) -> None:
+    rows = data.rows
+    p = data.parameters
+    axes_list = canvas.subplots(1, 2, sharey=True)
+    for axes, panel in zip(axes_list, p["panels"], strict=True):
+        mine = [r for r in rows if r["n"] == panel["n"]]
+        draw_errors(axes, mine, "d")
+        axes.set_xscale("log", base=2)
+        axes.set_yscale("log")
+        axes.set_xlabel("dimension d")
+        axes.set_title(
+            f"n = {panel['n']}, f = {panel['f']} Byzantine (strongest attack)", fontsize=9
+        )
+    axes_list[0].set_ylabel("error ‖F − x̄_H‖² / (d s²/h)")
+    axes_list[0].legend(fontsize=6.5, loc="upper right")
+    canvas.suptitle(
+        f"Error relative to the honest average vs d (m = {p['m']}, ε = {p['epsilon']:g}, "
+        f"δ = {p['delta']:g}, {p['trials']} trials, 95 % CI); dotted: upper bounds",
+        fontsize=10,
+    )
+
+
+register(
+    Figure(
+        name="trilemma-dimension",
+        theorem="Allouah et al., ICML 2023 (arXiv:2302.04787): distributed-DP d term; naive "
+        "(f, κ)-robust rules pay κ·trace, SMEA κ_sp·λ_max",
+        description="Error / (d s²/h) vs d under the strongest attack: SMEA and naive rules at "
+        "n = 12, f = 3; naive rules at n = 50, f = 10; upper bounds, conjectured lower-bound "
+        "shape (constant 1) and C²",
+        compute=_compute,
+        plot=_plot,
+        size=(11.0, 4.6),
+        single_thread=True,
+    )
+)
