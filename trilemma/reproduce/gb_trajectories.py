@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 import torch
 from matplotlib.figure import Figure as MatplotlibFigure
+from matplotlib.lines import Line2D
 
 from trilemma import attacks, dgd
 from trilemma.bounds import gb_lower_bound, gb_upper_bound_pl, kappa, kappa_lower_bound
@@ -167,6 +168,7 @@ def _trajectories(settings: Settings) -> FigureData:
                 bound = best_bound(frontier, gb_upper_bound_pl, kappa=kappa_hat, **pl)[0]
                 summary["bound_kappa_hat"] = bound
                 summary["gap_over_bound"] = final / bound if math.isfinite(bound) else 0.0
+                summary["final_gap_authors_step"] = math.nan
                 if authors_steps and (rule, f) == (_AUTHORS["rule"], _AUTHORS["f"]):
                     other = dgd.robust_dgd(
                         problem, rule=rule, f=f, attack=attack, steps=authors_steps,
@@ -241,9 +243,9 @@ def _plot_trajectories(data: FigureData, canvas: MatplotlibFigure) -> None:
                       va="bottom", fontsize=6.5)  # fmt: skip
             for index, attack in enumerate(p["attacks"]):
                 run = next(r for r in mine if r["attack"] == attack)
-                if "final_gap_authors_step" in run:
+                if math.isfinite(run["final_gap_authors_step"]):
                     axes.plot(
-                        1.05 * p["steps"],
+                        1.3 * p["steps"],
                         run["final_gap_authors_step"],
                         marker="*",
                         ms=9,
@@ -251,12 +253,11 @@ def _plot_trajectories(data: FigureData, canvas: MatplotlibFigure) -> None:
                         mec="k",
                         mew=0.5,
                         ls="none",
-                        clip_on=False,
                     )
                     star = True
             axes.set_yscale("log")
             axes.set_xscale("symlog", linthresh=10)
-            axes.set_xlim(0, p["steps"] * 1.1)
+            axes.set_xlim(0, p["steps"] * 1.7)
             axes.set_ylim(bottom, top)
             axes.grid(True, which="major", alpha=0.3)
             axes.set_title(f"{rule}, f = {f} (n = {first['n']})", fontsize=9)
@@ -265,12 +266,10 @@ def _plot_trajectories(data: FigureData, canvas: MatplotlibFigure) -> None:
             if j == 0:
                 axes.set_ylabel("L_H(θ_t) − L*")
     handles, labels = grid[-1][0].get_legend_handles_labels()
-    handles.append(grid[0][0].axhline(np.nan, color="0.3", ls=":", lw=1.2))
+    handles.append(Line2D([], [], color="0.3", ls=":", lw=1.2))
     labels.append("PL bound at the run's κ̂ (its colour)")
     if star:
-        handles.append(
-            grid[0][0].plot([], [], marker="*", ms=9, color="0.5", mec="k", ls="none")[0]
-        )
+        handles.append(Line2D([], [], marker="*", ms=9, color="0.5", mec="k", ls="none"))
         labels.append(f"end of the authors' γ = {_AUTHORS['lr']:g}, T = {_AUTHORS['steps']}")
     canvas.legend(handles, labels, loc="outside right center", fontsize=7)
     canvas.suptitle(
