@@ -211,6 +211,15 @@ def test_secldp_row_checks_fail_on_corrupted_rows(secldp):
     assert not checks[secldp_graphs.LIMITS]
 
 
+def test_secldp_reference_ring_setting(secldp):
+    # the reference code's ring-16 example, σ_cor = 188 (THEORY §6): classic 10.2929, and the
+    # tighter conversions of the same rounds, RDP ≈ 9.47 and PLD ≈ 8.82
+    row = next(r for r in _rows(secldp, "accounting", "ring:16") if r["sigma_cor"] == 188.0)
+    assert row["epsilon"] == pytest.approx(10.292886, abs=1e-6)
+    assert row["epsilon_rdp"] == pytest.approx(9.47, abs=0.01)
+    assert row["epsilon_pld"] == pytest.approx(8.82, abs=0.01)
+
+
 # ---------------------------------------------------------------- podc-batch-size
 
 
@@ -255,12 +264,3 @@ def test_podc_linear_in_d_fails_the_sqrt_d_check(monkeypatch):
 
     monkeypatch.setattr(podc_batch_size, "vn_required_batch_size", linear)
     assert not _compute("podc-batch-size").checks[podc_batch_size.SQRT_D]
-
-
-def test_secldp_reference_ring_setting(secldp):
-    # the reference code's ring-16 example, σ_cor = 188 (THEORY §6): classic 10.2929, and the
-    # tighter conversions of the same rounds, RDP ≈ 9.47 and PLD ≈ 8.82
-    row = next(r for r in _rows(secldp, "accounting", "ring:16") if r["sigma_cor"] == 188.0)
-    assert row["epsilon"] == pytest.approx(10.292886, abs=1e-6)
-    assert row["epsilon_rdp"] == pytest.approx(9.47, abs=0.01)
-    assert row["epsilon_pld"] == pytest.approx(8.82, abs=0.01)

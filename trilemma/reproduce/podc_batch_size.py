@@ -3,11 +3,12 @@ Stephan, PODC 2021, arXiv:2102.08166): the closed form against VN ratios measure
 gradients of a real problem.
 
 A rule F tolerates f of n workers when the honest gradient G satisfies the variance-to-norm
-(VN) condition √(E‖G − EG‖²) ≤ k_F ‖∇Q(θ)‖ (THEORY §5). Each honest worker sends the mean of b
-per-example gradients clipped to C plus N(0, s² I_d) with s = (2C/b)√(2 ln(1.25/δ))/ε
-(:func:`trilemma.bounds.gaussian_noise_std`, sensitivity 2C/b), so E‖G − EG‖² = V/b + d s²
-for batches drawn with replacement, V the per-example variance of the clipped gradients; the
-smallest b meeting the condition is :func:`trilemma.bounds.vn_required_batch_size` [D].
+(VN) condition √(E‖G − EG‖²) ≤ k_F ‖∇Q(θ)‖ [V constants in the authors' code, THEORY §5].
+Each honest worker sends the mean of b per-example gradients clipped to C plus N(0, s² I_d),
+s = (2C/b)√(2 ln(1.25/δ))/ε (:func:`trilemma.bounds.gaussian_noise_std`, sensitivity 2C/b)
+[V code], so E‖G − EG‖² = V/b + d s² for batches drawn with replacement [D: independent draws
+and noise], V the per-example variance of the clipped gradients; the smallest b meeting the
+condition is :func:`trilemma.bounds.vn_required_batch_size` [D].
 
 Measurement: logistic regression (two-class :class:`trilemma.dgd.SoftmaxRegression`,
 d = 2 × 31 = 62 parameters) on scikit-learn's breast_cancer (569 examples, 30 standardised
