@@ -272,6 +272,16 @@ def test_mda_instances_tend_to_the_lower_bound(kind, n, f):
     assert float(mda_kappa_lower_bound(n=n, f=f)) <= float(mda_kappa(n=n, f=f))
 
 
+def test_mda_kappa_is_attained_at_three_workers():
+    """n = 3, f = 1: honest 0 and 1, Byzantine 2 − t; MDA averages 1 and 2 − t, so
+    κ̂ = (1 − t/2)²/(1/4) → 4 = mda_kappa(3, 1): the derived constant has no slack there."""
+    t = 1 / GRID
+    x, honest = tensor([[2 - t], [0.0], [1.0]]), torch.tensor([1, 2])
+    ratio = float(empirical_kappa(get("mda", f=1), x, honest))
+    assert ratio == pytest.approx(4 * (1 - t / 2) ** 2, rel=1e-12)
+    assert 3.99 < ratio <= float(kappa("mda", n=3, f=1)) == 4.0
+
+
 def test_mda_instances_reject_bad_arguments():
     with pytest.raises(ValueError, match="f=1 must be integers with 2 <= f"):
         mda_plane_instance(10, 1)

@@ -153,6 +153,10 @@ def mda_kappa(*, n: ArrayLike, f: ArrayLike) -> np.ndarray:
     ndarray
         κ_MDA, float64 (0 at f = 0, where MDA is the mean).
 
+    The bound is attained at n = 3, f = 1: honest 0 and 1, Byzantine 2 − t; MDA averages 1
+    and 2 − t, so κ̂ = (1 − t/2)²/(1/4) → 4 = κ_MDA (the search of ``trilemma check
+    robustness`` finds 3.996 there).
+
     Examples
     --------
     >>> float(mda_kappa(n=3, f=1))  # (1 + 1)²: equal to 8f²/(n − f) at n = 3, f = 1
@@ -174,10 +178,10 @@ def mda_kappa_lower_bound(*, n: ArrayLike, f: ArrayLike) -> np.ndarray:
     (|H| = n − f): −½, ½, f − 1 points at −η and n − 2f − 1 at 0.
 
     - S* = the f copies of b, ½ and the n − 2f − 1 zeros is the only set of n − f points of
-      minimum diameter (b, or b − ½ when n = 2f + 1 and there is no zero). Any other set holds
-      k < f copies of b, hence n − f − k > n − 2f honest points, hence −½ or a point at −η (the
-      other honest points are only n − 2f): its diameter is ≥ b + η when k ≥ 1, and it is H,
-      of diameter 1, when k = 0.
+      minimum diameter (b, or b − ½ when n = 2f + 1 and there is no zero). Any other set with
+      k ≥ 1 copies of b holds n − f − k honest points other than S*'s (k = f) or more than the
+      n − 2f points ½ and zeros (k < f), hence −½ or a point at −η: its diameter is ≥ b + η.
+      With k = 0 it is H, of diameter 1.
     - x̄_{S*} = (f·b + ½)/(n − f), x̄_H = −(f − 1)η/(n − f) → 0 and
       Var_H = (½ + (f − 1)η²)/(n − f) − x̄_H² → 1/(2(n − f)).
     - κ̂ = ‖x̄_{S*} − x̄_H‖²/Var_H → 2(f + ½)²/(n − f) = (2f + 1)²/(2(n − f)).
