@@ -14,6 +14,7 @@ naive rules at n = 50, f = 10, where their ratio ≈ κh is an order of magnitud
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,6 +26,7 @@ from trilemma.reproduce._mean_estimation import (
     band,
     calibration_holds,
     draw_errors,
+    legend_below,
     measure,
     panels,
     point,
@@ -38,21 +40,23 @@ M, EPSILON = 100, 1.0
 #: Largest admissible max/min of SMEA's error / lower-bound shape over d: the shape is linear in
 #: d + f and SMEA's bound ratio κ_sp(1 + √(h/d))² moves by less than 3× over the d range [D].
 SMEA_BAND = 3.0
-#: κ·trace: a naive rule's error / (d s²/h) ≈ κh grows with h at fixed f/n (×40/12 ≈ 3.3 from
-#: n = 15 to 50 for CWTM [D]); required growth of CWTM's ratio at the largest d.
-GROWTH = 2.0
 
 
-def cwtm_growth(rows: Sequence[Mapping[str, Any]]) -> float:
-    """CWTM's error / (d s²/h) in the larger panel over its value in the smaller one, at the
-    largest d."""
+def cwtm_growth(rows: Sequence[Mapping[str, Any]]) -> tuple[float, float]:
+    """CWTM's error / (d s²/h) in the larger panel over its value in the smaller one at the
+    largest d, and the required growth √(h_large/h_small).
+
+    κ·trace [D]: a naive rule's ratio κ tr Σ/(d s²/h) ≈ κh grows like h at fixed f/n
+    (×40/12 ≈ 3.3 from n = 15 to 50); the check asks for half of that in log scale.
+    """
     d_max = max(r["d"] for r in rows)
-    ratio = {r["n"]: r["error_ratio"] for r in rows if r["rule"] == "cwtm" and r["d"] == d_max}
-    return ratio[max(ratio)] / ratio[min(ratio)]
+    cwtm = {r["n"]: r for r in rows if r["rule"] == "cwtm" and r["d"] == d_max}
+    small, large = cwtm[min(cwtm)], cwtm[max(cwtm)]
+    return large["error_ratio"] / small["error_ratio"], math.sqrt(large["h"] / small["h"])
 
 
 def _compute(settings: Settings) -> FigureData:
-    dims = settings.pick(tiny=(8, 64), quick=(4, 16, 64, 256), full=(4, 8, 16, 32, 64, 128, 256))
+    dims = settings.pick(tiny=(8, 64), quick=(4, 16, 64, 256), full=(4, 16, 64, 256))
     trials = settings.pick(tiny=20, quick=60, full=200)
     points = [
         point(rule, n=n, f=f, d=d, m=M, epsilon=EPSILON, panel=f"n = {n}, f = {f}")
@@ -62,6 +66,7 @@ def _compute(settings: Settings) -> FigureData:
     ]
     rows = measure(points, settings, trials)
     (small, *_), (large, *_) = panels(settings)
+    growth, required = cwtm_growth(rows)
     smea = [r for r in rows if r["rule"] == "smea"]
     return FigureData(
         rows=rows,
@@ -74,7 +79,8 @@ def _compute(settings: Settings) -> FigureData:
             "trials": trials,
             "attack": "strongest (line search over ALIE and a shift along the top direction)",
             "smea_band_over_d": band(smea, "smea"),
-            "cwtm_growth_small_to_large_n": cwtm_growth(rows),
+            "cwtm_growth_small_to_large_n": growth,
+            "cwtm_growth_required": required,
         },
         checks={
             "measured error ≤ upper bound at every point": upper_bounds_hold(rows),
@@ -84,8 +90,8 @@ def _compute(settings: Settings) -> FigureData:
             f"SMEA: max/min over d of error / lower-bound shape ≤ {SMEA_BAND:g}": (
                 band(smea, "smea") <= SMEA_BAND
             ),
-            f"κ·trace: CWTM's error / (d s²/h) at n = {large} is ≥ {GROWTH:g}× its value at "
-            f"n = {small} (same f/n, largest d)": cwtm_growth(rows) >= GROWTH,
+            f"κ·trace: CWTM's error / (d s²/h) at n = {large} is ≥ √(h ratio) = {required:.2f}× "
+            f"its value at n = {small} (same f/n, largest d)": growth >= required,
         },
     )
 
@@ -104,7 +110,7 @@ def _plot(data: FigureData, canvas: MatplotlibFigure) -> None:
             f"n = {panel['n']}, f = {panel['f']} Byzantine (strongest attack)", fontsize=9
         )
     axes_list[0].set_ylabel("error ‖F − x̄_H‖² / (d s²/h)")
-    axes_list[0].legend(fontsize=6.5, loc="upper right")
+    legend_below(canvas, axes_list[0])
     canvas.suptitle(
         f"Error relative to the honest average vs d (m = {p['m']}, ε = {p['epsilon']:g}, "
         f"δ = {p['delta']:g}, {p['trials']} trials, 95 % CI); dotted: upper bounds",
@@ -122,7 +128,7 @@ register(
         "shape (constant 1) and C²",
         compute=_compute,
         plot=_plot,
-        size=(11.0, 4.6),
+        size=(11.0, 5.2),
         single_thread=True,
     )
 )
