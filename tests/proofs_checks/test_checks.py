@@ -42,7 +42,7 @@ def test_every_check_passes_on_the_package(small_run):
     names = {r.name for r in small_run}
     assert {f"kappa:{label}" for label in KAPPA_SEARCHES} <= names
     assert {"audit:gaussian", "audit:dpsgd", "audit:secldp", "trilemma:limits"} <= names
-    assert {"gb:upper-bound-pl", "gb:bounds-match"} <= names
+    assert {"gb:upper-bound-pl", "gb:floor-above-lower-bound"} <= names
     for r in small_run:
         assert r.worst_ratio <= 1 + 1e-9
         assert r.examples >= 1

@@ -28,7 +28,13 @@ from trilemma.accountants.graphs import as_topology
 from trilemma.accountants.secldp import SecLDPAccountant, SecLDPDpEvent, honest_positions
 from trilemma.proofs_checks.distinguishing import AuditBound, epsilon_lower_bound
 
-__all__ = ["AuditResult", "audit_dpsgd_step", "audit_gaussian", "audit_secldp_round"]
+__all__ = [
+    "SOUNDNESS_TOLERANCE",
+    "AuditResult",
+    "audit_dpsgd_step",
+    "audit_gaussian",
+    "audit_secldp_round",
+]
 
 # A lower bound above the claim by less than this is attributed to floating-point rounding.
 SOUNDNESS_TOLERANCE = 1e-12

@@ -28,7 +28,7 @@ from trilemma.bounds import (
 from trilemma.proofs_checks.report import CheckReport, maximise, report
 from trilemma.proofs_checks.strategies import QuadraticProblem, quadratic_problems
 
-__all__ = ["check_gb_bounds_match", "check_gb_upper_bound"]
+__all__ = ["check_gb_floor_above_lower_bound", "check_gb_upper_bound"]
 
 _SOURCE = "Allouah et al., NeurIPS 2023 (arXiv:2309.13591); THEORY §3"
 _RULES = ("cwtm", "cwmed", "smea")
@@ -136,7 +136,7 @@ def check_gb_upper_bound(*, examples: int, seed: int = 0) -> CheckReport:
     )
 
 
-def check_gb_bounds_match(*, examples: int, seed: int = 0) -> CheckReport:
+def check_gb_floor_above_lower_bound(*, examples: int, seed: int = 0) -> CheckReport:
     """For κ = f/(n − 2f) (the smallest possible): the upper floor κG²/(2μ(1 − κB²)) is finite
     exactly when f/n < 1/(2 + B²), and the lower bound never exceeds it
     (ratio = lower / upper floor, with a broken equivalence counted as inf)."""
@@ -172,7 +172,7 @@ def check_gb_bounds_match(*, examples: int, seed: int = 0) -> CheckReport:
 
     outcome = maximise(cases, objective, examples=examples, seed=seed)
     return report(
-        name="gb:bounds-match",
+        name="gb:floor-above-lower-bound",
         statement="with κ = f/(n − 2f) the upper floor is finite iff f/n < 1/(2 + B²) and is "
         "never below the lower bound (they differ by the factor 4 of the constants)",
         source=_SOURCE,

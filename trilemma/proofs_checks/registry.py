@@ -32,7 +32,7 @@ GROUPS: MappingProxyType[str, tuple[Check, ...]] = MappingProxyType(
             trilemma_bounds.check_trilemma_limits,
             trilemma_bounds.check_trilemma_monotone,
         ),
-        "gb": (heterogeneity.check_gb_upper_bound, heterogeneity.check_gb_bounds_match),
+        "gb": (heterogeneity.check_gb_upper_bound, heterogeneity.check_gb_floor_above_lower_bound),
         "accountants": (
             accountants.check_dpsgd_monotone,
             accountants.check_gaussian_composition,
