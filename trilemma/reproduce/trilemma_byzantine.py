@@ -70,7 +70,7 @@ def _panels(settings: Settings) -> list[tuple[int, tuple[int, ...], tuple[str, .
 
 
 def _compute(settings: Settings) -> FigureData:
-    trials = settings.pick(tiny=20, quick=60, full=300)
+    trials = settings.pick(tiny=20, quick=60, full=500)
     panels = _panels(settings)
     points = [
         point(rule, n=n, f=f, d=D, m=M, epsilon=EPSILON, fraction=f / n)

@@ -60,8 +60,8 @@ def _key(row: Mapping[str, Any]) -> str:
 
 
 def _compute(settings: Settings) -> FigureData:
-    ms = settings.pick(tiny=(10, 100), quick=(3, 30, 300), full=(2, 5, 20, 100, 500))
-    trials = settings.pick(tiny=20, quick=50, full=150)
+    ms = settings.pick(tiny=(10, 100), quick=(3, 30, 300), full=(2, 5, 10, 20, 50, 100, 500))
+    trials = settings.pick(tiny=20, quick=50, full=200)
     points = [
         point(rule, n=n, f=f, d=D, m=m, epsilon=EPSILON)
         for n, f, rules in panels(settings)
