@@ -7,7 +7,6 @@ from trilemma._files import read_csv
 from trilemma.reproduce import (
     accountants_dpsgd,
     gb_breakdown,
-    gb_dp,
     gb_predicted,
     gb_ridge,
     gb_trajectories,
@@ -17,6 +16,7 @@ from trilemma.reproduce import (
     trilemma_dimension,
     trilemma_epsilon,
     trilemma_records,
+    trilemma_safe_dshb,
     trilemma_tracing,
 )
 from trilemma.reproduce._figure import (
@@ -40,7 +40,6 @@ __all__ = [
     "accountants_dpsgd",
     "available",
     "gb_breakdown",
-    "gb_dp",
     "gb_predicted",
     "gb_ridge",
     "gb_trajectories",
@@ -53,6 +52,7 @@ __all__ = [
     "trilemma_dimension",
     "trilemma_epsilon",
     "trilemma_records",
+    "trilemma_safe_dshb",
     "trilemma_tracing",
     "write_index",
 ]
