@@ -12,28 +12,20 @@ from trilemma.reproduce import FIGURES, Settings
 TINY = Settings(size="tiny", seed=3)
 
 
-@pytest.fixture(scope="module")
-def computed():
-    """Each figure computed once at tiny size."""
-    return {name: FIGURES[name].compute(TINY) for name in reproduce.available()}
-
-
-def _by(rows, **where):
-    return [r for r in rows if all(r[k] == v for k, v in where.items())]
-
-
 def test_the_registry_lists_every_figure():
     assert set(reproduce.available()) == {
         "accountants-dpsgd",
         "gb-breakdown",
         "gb-predicted",
         "gb-ridge",
-        "gb-safe-dshb",
+        "gb-trajectories",
         "podc-batch-size",
         "secldp-graphs",
         "trilemma-byzantine",
         "trilemma-dimension",
         "trilemma-epsilon",
+        "trilemma-records",
+        "trilemma-safe-dshb",
         "trilemma-tracing",
     }
 
@@ -81,6 +73,6 @@ def test_cli_reproduce_glob_and_list(tmp_path, capsys):
     assert main([*argv, "--no-progress"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [row["figure"] for row in rows] == ["podc-batch-size"]
-    assert rows[0]["checks_passed"] == "1/1"
+    assert rows[0]["checks_passed"] == "2/2"
     assert (tmp_path / "podc-batch-size.png").exists()
     assert main(["reproduce", "nothing-*", "--out", str(tmp_path)]) == 2
