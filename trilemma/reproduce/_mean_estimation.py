@@ -17,9 +17,10 @@ Two worker counts are used. SMEA enumerates the C(n, f) subsets of size n − f 
 strongest attack calls the rule once per candidate of its line search (22 calls per trial): on
 2 CPU cores that costs ≈ 8 ms per trial at (n, f) = (10, 2), 50–120 ms at n = 12 (f = 3–5),
 80 ms at (15, 3), 0.36 s at (15, 4) and 1.9 s at (20, 4) (measured 2026-11-29, float64, d = 16–64,
-under load). So the rules are compared with SMEA at (n, f) = (15, 3), and the naive rules alone at
-(50, 10), the same f/n = 0.2, where their κh growth is plain; the f/n sweep, whose SMEA cost grows
-as C(n, f), uses n = 12 for SMEA (f ≤ 4).
+under load); at n = 50, f = 10 there are C(50, 10) ≈ 1.0·10¹⁰ subsets, out of reach. So the rules
+are compared with SMEA at (n, f) = (15, 3), and the naive rules alone at (50, 10), the same
+f/n = 0.2, where their κh growth is plain; the f/n sweep, whose SMEA cost grows as C(n, f), uses
+n = 12 for SMEA (f ≤ 4).
 """
 
 from __future__ import annotations
