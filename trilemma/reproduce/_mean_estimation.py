@@ -28,7 +28,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import numba
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure as MatplotlibFigure
@@ -42,7 +41,7 @@ from trilemma.estimators import (
     run_sweep,
     summarize,
 )
-from trilemma.reproduce._figure import Settings
+from trilemma.reproduce._figure import Settings, single_threaded
 
 __all__ = [
     "COMMON",
@@ -143,12 +142,7 @@ def measure(points: Sequence[SweepPoint], settings: Settings, trials: int) -> li
     lower-bound shape, constant 1); ``trivial_ratio`` (C², the error of answering 0, over the
     floor).
     """
-    # The coordinate-wise rules run a numba kernel whose 2-thread pool, on a busy CPU, waits on
-    # a descheduled thread: CWTM at n = 50, d = 64 took 95 ms per trial there against 3.4 ms on
-    # one thread (measured 2026-11-29). These inputs are small: one thread.
-    threads = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
+    with single_threaded():  # small inputs: thread pools cost more than they give
         records = run_sweep(
             points,
             trials=trials,
@@ -156,8 +150,6 @@ def measure(points: Sequence[SweepPoint], settings: Settings, trials: int) -> li
             device=settings.device,
             progress=settings.progress,
         )
-    finally:
-        numba.set_num_threads(threads)
     rows = summarize(records)
     for row in rows:
         h = row["n"] - row["byzantine"]
