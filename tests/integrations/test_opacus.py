@@ -7,12 +7,12 @@ import pytest
 
 pytest.importorskip("opacus", reason="needs the 'opacus' extra: pip install -e '.[opacus]'")
 
-import torch  # noqa: E402
-from opacus.accountants import RDPAccountant  # noqa: E402
-from sklearn.datasets import load_digits  # noqa: E402
+import torch
+from opacus.accountants import RDPAccountant
+from sklearn.datasets import load_digits
 
-from trilemma import accountants  # noqa: E402
-from trilemma.integrations.opacus import TrilemmaAccountant, TrilemmaPrivacyEngine  # noqa: E402
+from trilemma import accountants
+from trilemma.integrations.opacus import TrilemmaAccountant, TrilemmaPrivacyEngine
 
 DELTA = 1e-5
 BATCH = 64
@@ -50,7 +50,7 @@ def digits_training(engine, *, sigma=None, target_epsilon=None, seed=0):
 @pytest.mark.parametrize("method", ["rdp", "pld"])
 def test_epsilon_after_real_training_is_dpsgd_epsilon(method):
     engine = TrilemmaPrivacyEngine(method=method)
-    optimizer, batches, accuracy = digits_training(engine, sigma=1.1)
+    _, batches, accuracy = digits_training(engine, sigma=1.1)
     steps = EPOCHS * batches
     assert engine.accountant.history == [(1.1, 1 / batches, steps)]
     assert len(engine.accountant) == steps
