@@ -169,3 +169,16 @@ def test_bad_input_is_refused_with_the_argument_named():
         DecentralizedSGD(problem, "ring:6", lr=1.0, sigma=1.0).step(
             DecentralizedSGD(problem, "ring:6", lr=1.0).start()
         )
+
+
+def test_start_broadcasts_one_start_per_seed_even_when_seeds_equal_nodes():
+    problem = wine()
+    algorithm = DecentralizedSGD(problem, "ring:6", lr=1.0)
+    starts = torch.arange(6 * problem.dimension, dtype=torch.float64).reshape(6, -1)
+    theta = algorithm.start(starts).theta  # 6 seeds, not 6 nodes
+    assert theta.shape == (6, 6, problem.dimension)
+    assert torch.equal(theta[2, 4], starts[2])
+    per_node = algorithm.start(starts, per_node=True).theta
+    assert per_node.shape == (6, problem.dimension) and torch.equal(per_node[4], starts[4])
+    with pytest.raises(ValueError, match=r"theta0 must have shape \(\.\.\., n, P\)"):
+        algorithm.start(starts[0], per_node=True)

@@ -187,19 +187,21 @@ class DecentralizedSGD:
         """Whether a round draws random numbers (batches or noise)."""
         return self.batch_size is not None or self.sigma > 0 or self.sigma_cor > 0
 
-    def start(self, theta0: torch.Tensor | None = None) -> GossipState:
-        """Round 0: θ_0 = ``theta0`` at every node — ``(..., P)`` (the same start at every node)
-        or ``(..., n, P)`` — zeros by default."""
+    def start(self, theta0: torch.Tensor | None = None, *, per_node: bool = False) -> GossipState:
+        """Round 0 from ``theta0``: ``(..., P)``, the same start at every node, or with
+        ``per_node`` ``(..., n, P)``, one start per node; zeros by default."""
         problem = self.problem
         if theta0 is None:
             theta0 = torch.zeros(problem.dimension, dtype=problem.dtype)
         theta = theta0.to(dtype=problem.dtype, device=self.mixing.device)
-        if theta.shape[-1:] != (problem.dimension,):
+        expected = (self.nodes, problem.dimension) if per_node else (problem.dimension,)
+        if theta.shape[theta.ndim - len(expected) :] != expected:
+            shape = "(..., n, P)" if per_node else "(..., P)"
             raise ValueError(
-                f"theta0 must have shape (..., {problem.dimension}) or "
-                f"(..., {self.nodes}, {problem.dimension}), got {tuple(theta.shape)}"
+                f"theta0 must have shape {shape} = (..., {', '.join(map(str, expected))}), "
+                f"got {tuple(theta.shape)}"
             )
-        if theta.ndim < 2 or theta.shape[-2] != self.nodes:
+        if not per_node:
             theta = theta.unsqueeze(-2).expand(*theta.shape[:-1], self.nodes, -1)
         return GossipState(0, theta.clone())
 
