@@ -108,7 +108,7 @@ def strategies(rounds: int, epsilon: float, seed: int = 0) -> dict[str, Callable
         local_size=local_size(seed),
         clip=LEARNING_RATE * GRADIENT_CLIP,
     )
-    common = {"fraction_evaluate": 0.0, "min_available_nodes": CLIENTS}
+    common = {"fraction_evaluate": 0.0, "min_train_nodes": CLIENTS, "min_available_nodes": CLIENTS}
     robust = {"rule": "nnm>>cwtm", "f": len(BYZANTINE), "honest": honest_client, **common}
     return {
         "fedavg/none": lambda: FedAvg(**common),
