@@ -44,10 +44,18 @@ GRID = 1024
 _COORDINATE = st.integers(-10 * GRID, 10 * GRID).map(lambda k: k / GRID)
 
 
-def worker_counts(*, min_n: int = 1, max_n: int = 12, min_f: int = 0, gap: int = 1):
-    """(n, f) with min_f ≤ f and 2f + gap ≤ n (gap = 1: the usual 2f < n)."""
-    return st.integers(max(min_n, 2 * min_f + gap), max_n).flatmap(
-        lambda n: st.tuples(st.just(n), st.integers(min_f, (n - gap) // 2))
+def worker_counts(
+    *, min_n: int = 1, max_n: int = 12, min_f: int = 0, max_f: int | None = None, gap: int = 1
+):
+    """(n, f) with min_f ≤ f ≤ max_f and 2f + gap ≤ n (gap = 1: the usual 2f < n)."""
+    if max_f is not None and 2 * max_f + gap > max_n:
+        raise ValueError(f"max_f={max_f!r} needs n ≥ 2·max_f + gap = {2 * max_f + gap} > {max_n}")
+    low_n = max(min_n, 2 * min_f + gap)
+    if low_n > max_n:
+        raise ValueError(f"min_n={min_n!r}, min_f={min_f!r} leave no n ≤ max_n={max_n!r}")
+    top = (lambda n: (n - gap) // 2) if max_f is None else (lambda n: min(max_f, (n - gap) // 2))
+    return st.integers(low_n, max_n).flatmap(
+        lambda n: st.tuples(st.just(n), st.integers(min_f, top(n)))
     )
 
 
@@ -84,13 +92,40 @@ class RobustnessInput:
         """A JSON-able description (for counterexamples)."""
         return {"n": self.n, "f": self.f, "x": self.x.tolist(), "honest": self.honest.tolist()}
 
+    def moved(self, rows: np.ndarray) -> RobustnessInput:
+        """The same workers and honest set at new positions ``rows`` (any shape of n·d)."""
+        x = torch.from_numpy(np.asarray(rows, dtype=np.float64).reshape(self.x.shape).copy())
+        return RobustnessInput(x, self.honest, self.n, self.f)
+
+    def on_grid(self) -> RobustnessInput:
+        """Moved onto the grid of :func:`robustness_inputs`: centred (per coordinate, at the
+        mid-range), scaled by one factor so the largest coordinate is about 10, and rounded to
+        k/GRID, where every squared distance is exact. Translation, one common scale and
+        rounding: the ratio of a translation- and scale-equivariant rule moves by the rounding
+        only."""
+        x = self.x.numpy()
+        centred = x - (x.max(axis=0) + x.min(axis=0)) / 2
+        extent = float(np.abs(centred).max())
+        scaled = centred * ((10 - 1 / GRID) / extent) if extent > 0 else centred
+        return self.moved(np.round(scaled * GRID) / GRID)
+
 
 @st.composite
-def robustness_inputs(draw, *, min_n: int = 3, max_n: int = 9, gap: int = 1, max_d: int = 3):
+def robustness_inputs(
+    draw,
+    *,
+    min_n: int = 3,
+    max_n: int = 9,
+    min_f: int = 0,
+    max_f: int | None = None,
+    gap: int = 1,
+    max_d: int = 3,
+):
     """Adversarial inputs of the (f, κ) definition: honest rows free, clustered or collinear;
     Byzantine rows free, clustered, copies of honest rows, one repeated point, or on the honest
-    line; rows shuffled. f may be 0."""
-    n, f = draw(worker_counts(min_n=min_n, max_n=max_n, gap=gap), label="(n, f)")
+    line; rows shuffled. f may be 0; min_n = max_n, min_f = max_f pins (n, f)."""
+    counts = worker_counts(min_n=min_n, max_n=max_n, min_f=min_f, max_f=max_f, gap=gap)
+    n, f = draw(counts, label="(n, f)")
     d = draw(st.integers(1, max_d), label="d")
     layout = draw(st.sampled_from(["free", "clustered", "collinear"]), label="layout")
     line = None

@@ -1,0 +1,163 @@
+"""The continuous stage of a search: scipy.optimize moves the best inputs hypothesis found.
+
+Hypothesis draws the discrete structure of an input (which rows are honest, clusters, copies,
+collinear layouts) on an exact grid; the worst cases sit at continuous positions no grid draw
+hits. Krum's, for instance, is where several scores tie (an honest outlier chosen just before a
+Byzantine row would be), a corner that Nelder–Mead or Powell started from a hypothesis
+candidate does not reach (at n = 7, f = 2, seed 0: 0.29 and 0.27 of κ against the 0.78 of a
+global optimiser): the ratio is discontinuous across every tie.
+
+:func:`refine` therefore starts :func:`scipy.optimize.differential_evolution` from a population
+holding the candidates that share the best one's structure (:attr:`Refinement.key`), filled up
+with uniform draws of the box, polishes its best point with Nelder–Mead
+(:func:`scipy.optimize.minimize`), maps the end point back to an exactly evaluable input
+(``exact``, e.g. snapped to the grid) and evaluates the objective once more there: only that
+exact value is ever reported. Without ``bounds`` (no box to draw from) the stage is Nelder–Mead
+from the best candidate alone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.optimize import differential_evolution, minimize
+
+__all__ = ["Refinement", "refine"]
+
+Objective = Callable[[Any], tuple[float, Mapping[str, Any]]]
+
+#: differential evolution's population per continuous parameter (scipy's default is 15).
+POPULATION_PER_PARAMETER = 10
+
+
+def _same(case: Any) -> Any:
+    return case
+
+
+@dataclass(frozen=True)
+class Refinement:
+    """How a case moves continuously.
+
+    Attributes
+    ----------
+    vector : callable
+        ``vector(case)`` → 1-D float array of the continuous parameters.
+    build : callable
+        ``build(case, vector)`` → a case with the discrete structure of ``case`` and these
+        parameters (a ``ValueError`` there counts as ratio −∞).
+    exact : callable
+        ``exact(case)`` → the case that is re-evaluated and reported (default: itself).
+    bounds : callable, optional
+        ``bounds(case)`` → (low, high) arrays of the box searched by differential evolution.
+    key : callable, optional
+        ``key(case)`` → the structure; candidates of equal key share the parameter space.
+    batch : callable, optional
+        ``batch(case, vectors)`` → ratios of the (S, p) ``vectors`` at once (what the objective
+        would return, without descriptions): the population is then evaluated in one call.
+    cost : float
+        Price of one evaluation in units of the budget (≥ 1): an objective that runs an
+        optimiser for each input gets ``evaluations / cost`` of them.
+    """
+
+    vector: Callable[[Any], np.ndarray]
+    build: Callable[[Any, np.ndarray], Any]
+    exact: Callable[[Any], Any] = _same
+    bounds: Callable[[Any], tuple[np.ndarray, np.ndarray]] | None = None
+    key: Callable[[Any], Hashable] | None = None
+    batch: Callable[[Any, np.ndarray], np.ndarray] | None = None
+    cost: float = 1.0
+
+
+def _loss(ratio: float) -> float:
+    """What scipy minimises: −ratio, with +∞ (a counterexample already) kept finite."""
+    if math.isnan(ratio):
+        return -1e300
+    if math.isinf(ratio):
+        return -1e300 if ratio > 0 else 1e300
+    return -ratio
+
+
+def refine(
+    objective: Objective,
+    candidates: Sequence[Any],
+    refinement: Refinement,
+    *,
+    evaluations: int,
+    seed: int = 0,
+) -> tuple[float, Mapping[str, Any] | None, int]:
+    """Maximise ``objective``'s ratio from the best ``candidates`` (best first) with about
+    ``evaluations`` evaluations, then re-evaluate the exact form of the end point.
+
+    Returns
+    -------
+    tuple
+        (exact ratio at the end point, its description, objective evaluations spent); −∞ and
+        None without candidates.
+    """
+    if not candidates:
+        return -math.inf, None, 0
+    first = candidates[0]
+    spent = {"calls": 0}
+
+    def one(vector: np.ndarray) -> float:
+        spent["calls"] += 1
+        try:
+            return _loss(objective(refinement.build(first, vector))[0])
+        except ValueError:
+            return 1e300
+
+    def many(vectors: np.ndarray) -> np.ndarray:  # scipy's vectorized layout: (p, S)
+        spent["calls"] += vectors.shape[1]
+        ratios = refinement.batch(first, np.ascontiguousarray(vectors.T))
+        return np.array([_loss(float(r)) for r in ratios])
+
+    evaluations = max(2, int(evaluations / refinement.cost))
+    point = np.asarray(refinement.vector(first), dtype=np.float64)
+    polish = evaluations
+    if refinement.bounds is not None:
+        key = refinement.key or (lambda case: None)
+        group = [refinement.vector(c) for c in candidates if key(c) == key(first)]
+        low, high = (np.asarray(b, dtype=np.float64) for b in refinement.bounds(first))
+        size = max(len(group), POPULATION_PER_PARAMETER * point.size, 5)
+        rng = np.random.default_rng(seed)
+        fill = rng.uniform(low, high, size=(size - len(group), point.size))
+        population = np.clip(np.vstack([*group, fill]), low, high)
+        polish = max(2, evaluations // 10)
+        result = differential_evolution(
+            one if refinement.batch is None else many,
+            bounds=list(zip(low, high, strict=True)),
+            init=population,
+            maxiter=max(1, (evaluations - polish) // size - 1),
+            tol=0.0,
+            seed=seed,
+            polish=False,
+            vectorized=refinement.batch is not None,
+            updating="immediate" if refinement.batch is None else "deferred",
+        )
+        point = result.x
+    spread = float(np.ptp(point)) if point.size else 0.0
+    edge = 0.05 * spread if spread > 0 else 1.0
+    result = minimize(
+        one,
+        point,
+        method="Nelder-Mead",
+        options={
+            "maxfev": polish,
+            "initial_simplex": np.vstack([point, point + edge * np.eye(point.size)]),
+            "xatol": 1e-10,
+            "fatol": 1e-12,
+            "adaptive": point.size > 4,
+        },
+    )
+    if result.fun <= one(point):
+        point = result.x
+    try:
+        exact = refinement.exact(refinement.build(first, point))
+    except ValueError:
+        return -math.inf, None, spent["calls"]
+    ratio, description = objective(exact)
+    return ratio, description, spent["calls"] + 1
