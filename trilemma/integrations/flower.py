@@ -121,7 +121,9 @@ class WorkerNoise:
         return accountants.worker_epsilon(noise_std=self.std(), steps=steps, **self._sizes())
 
 
-def _read_model(arrays: object, keys: Sequence[str], shapes: Sequence[tuple[int, ...]]) -> object:
+def _read_model(
+    arrays: object, keys: Sequence[str], shapes: Sequence[tuple[int, ...]]
+) -> list[np.ndarray] | None:
     """The reply's arrays in the global model's order, or ``None`` when they do not match it."""
     if not isinstance(arrays, ArrayRecord) or list(arrays.keys()) != list(keys):
         return None
@@ -249,18 +251,21 @@ class RobustStrategy(FedAvg):
         return self._apply(step), metrics
 
     def _updates(self, replies: list[Message]) -> tuple[torch.Tensor, int]:
-        """Updates Δ_i = x_i − w as rows ``(n, d)`` in float64, NaN rows for unreadable
-        replies, and the number of garbage rows (unreadable or non-finite)."""
+        """Updates Δ_i = x_i − w as rows ``(n, d)`` (float64 if the model has a float64 array,
+        float32 otherwise), NaN rows for unreadable replies, and the number of garbage rows
+        (unreadable or non-finite)."""
         keys = list(self._global.keys())
         base = [np.asarray(self._global[key].numpy()) for key in keys]
         shapes = [value.shape for value in base]
-        flat_base = np.concatenate([value.ravel().astype(np.float64) for value in base])
-        rows = np.full((len(replies), flat_base.size), np.nan)
+        wide = any(value.dtype == np.float64 for value in base)
+        dtype = np.float64 if wide else np.float32
+        flat_base = np.concatenate([value.ravel().astype(dtype) for value in base])
+        rows = np.full((len(replies), flat_base.size), np.nan, dtype=dtype)
         for row, reply in zip(rows, replies, strict=True):
             values = _read_model(reply.content.get(self.arrayrecord_key), keys, shapes)
             if values is not None:
                 with np.errstate(all="ignore"):  # overflowing garbage becomes ±inf: data
-                    flat = np.concatenate([v.ravel().astype(np.float64) for v in values])
+                    flat = np.concatenate([v.ravel().astype(dtype) for v in values])
                     row[:] = flat - flat_base
         garbage = int((~np.isfinite(rows).all(axis=1)).sum())
         return torch.from_numpy(rows), garbage
