@@ -15,6 +15,7 @@ TINY = Settings(size="tiny", seed=3)
 def test_the_registry_lists_every_figure():
     assert set(reproduce.available()) == {
         "accountants-dpsgd",
+        "decor-privacy-utility",
         "gb-breakdown",
         "gb-predicted",
         "gb-ridge",

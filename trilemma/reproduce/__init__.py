@@ -6,6 +6,7 @@ Importing the package registers every figure module in :data:`FIGURES`.
 from trilemma._files import read_csv
 from trilemma.reproduce import (
     accountants_dpsgd,
+    decor_privacy_utility,
     gb_breakdown,
     gb_predicted,
     gb_ridge,
@@ -39,6 +40,7 @@ __all__ = [
     "Settings",
     "accountants_dpsgd",
     "available",
+    "decor_privacy_utility",
     "gb_breakdown",
     "gb_predicted",
     "gb_ridge",
