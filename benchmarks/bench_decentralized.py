@@ -1,0 +1,173 @@
+"""Time DECOR rounds: trilemma's batched runner against a per-node Python loop; print a table.
+
+Both sides run the same rounds of D-SGD with correlated noise (Allouah et al., ICML 2024,
+arXiv:2405.01031, Alg. 1) on the same data and graph from θ₀ = 0: n nodes on a torus
+(``torus:4x4`` for 16 nodes, ``torus:16x16`` for 256), each holding m = 16 examples of a
+synthetic two-class problem (31 standard-normal features with a bias column, labels from a
+random linear rule), multinomial logistic regression (P = 64 parameters). One round: every node
+draws b = 8 of its examples without replacement, takes the mean gradient, clips it to C = 1
+(user level), adds N(0, σ² I) and ± one N(0, σ_cor² I) secret per incident edge, steps
+θ_i − γ(·), then gossips with Metropolis–Hastings weights.
+
+- trilemma: :class:`trilemma.decentralized.DecentralizedSGD` (``measure=False``): every node's
+  example gradients in one call, the secrets by two ``index_add_``, the gossip one matmul; and
+  the same with S seeds batched (``--seeds``, default 16), reported as seed-rounds/s;
+- per-node loop: the plain PyTorch loop — per node, its batch through ``loss.backward()`` on its
+  own parameter tensor, clipping, its noise summed edge by edge over its neighbours, then per
+  node the weighted sum of its neighbours' half-steps.
+
+The loop consumes the random numbers in the runner's order (batch keys, local noise, secrets,
+from one generator with the same seed), so both reach the same θ_T: the table reports the
+largest |θ_T − θ_T(trilemma)|. float64 on the CPU; rates are rounds per second over the best of
+``--repeats`` runs after one untimed warm-up run of each side. The reference code
+(elfirdoussilab1/DECOR) is not timed: its rounds run inside its training script with data
+loaders and per-worker model objects, not as a callable round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
+
+import torch
+
+from trilemma.accountants import as_topology
+from trilemma.decentralized import DecentralizedSGD, edge_list, metropolis_hastings
+from trilemma.dgd import SoftmaxRegression
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_dgd import sibling  # the benchmarks' shared module loader
+
+GRAPHS = {16: "torus:4x4", 256: "torus:16x16"}
+PER_NODE, BATCH, FEATURES, CLIP, LR, SIGMA, SIGMA_COR = 16, 8, 30, 1.0, 0.05, 0.5, 2.0
+
+
+def make_problem(nodes: int) -> SoftmaxRegression:
+    """The synthetic two-class problem of the module docstring (seed 0)."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(nodes, PER_NODE, FEATURES, generator=generator, dtype=torch.float64)
+    rule = torch.randn(FEATURES, generator=generator, dtype=torch.float64)
+    labels = (x @ rule > 0).long()
+    features = torch.cat([x, torch.ones(nodes, PER_NODE, 1, dtype=torch.float64)], dim=-1)
+    return SoftmaxRegression(features, labels, classes=2)
+
+
+def ours(problem: SoftmaxRegression, graph: str, steps: int, seeds: int) -> torch.Tensor:
+    """θ_T of the batched runner, ``(seeds, n, P)``."""
+    algorithm = DecentralizedSGD(
+        problem,
+        graph,
+        lr=LR,
+        batch_size=BATCH,
+        clip=CLIP,
+        clipping="node",
+        sigma=SIGMA,
+        sigma_cor=SIGMA_COR,
+    )
+    state = algorithm.start(torch.zeros(seeds, problem.dimension, dtype=torch.float64))
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(steps):
+        state, _ = algorithm.step(state, generator, measure=False)
+    return state.theta
+
+
+def per_node_loop(problem: SoftmaxRegression, graph: str, steps: int) -> torch.Tensor:
+    """θ_T of the per-node loop, ``(n, P)``."""
+    topology = as_topology(graph)
+    w = metropolis_hastings(topology)
+    heads, tails, _ = edge_list(topology)
+    incident: list[list[tuple[int, float]]] = [[] for _ in range(topology.n_nodes)]
+    for e, (j, k) in enumerate(zip(heads.tolist(), tails.tolist(), strict=True)):
+        incident[j].append((e, 1.0))
+        incident[k].append((e, -1.0))
+    neighbours = [[(j, float(w[i, j])) for j in w[i].nonzero()[0]] for i in range(len(w))]
+    n, m, p = problem.features.shape
+    dimension = problem.dimension
+    theta = [torch.zeros(dimension, dtype=torch.float64) for _ in range(n)]
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(steps):
+        keys = torch.rand((1, n, m), generator=generator, dtype=torch.float64)[0]
+        local = torch.randn((1, n, dimension), generator=generator, dtype=torch.float64)[0]
+        secrets = torch.randn((1, len(heads), dimension), generator=generator, dtype=torch.float64)[
+            0
+        ]
+        half = []
+        for i in range(n):
+            batch = keys[i].argsort()[:BATCH]
+            weights = theta[i].clone().requires_grad_(True)
+            logits = problem.features[i, batch] @ weights.view(p, problem.classes)
+            loss = torch.nn.functional.cross_entropy(logits, problem.labels[i, batch])
+            loss.backward()
+            grad = weights.grad
+            grad = grad * min(1.0, CLIP / float(grad.norm()))
+            noise = SIGMA * local[i]
+            for e, sign in incident[i]:
+                noise = noise + sign * SIGMA_COR * secrets[e]
+            half.append(theta[i] - LR * (grad + noise))
+        theta = [sum(weight * half[j] for j, weight in neighbours[i]) for i in range(n)]
+    return torch.stack(theta)
+
+
+def best_rate(
+    function: Callable[[], torch.Tensor], steps: int, repeats: int
+) -> tuple[float, torch.Tensor]:
+    """(rounds/s over the best of ``repeats`` runs, the result) after one warm-up run."""
+    result = function()
+    best = float("inf")
+    for _ in range(repeats):
+        begin = time.perf_counter()
+        result = function()
+        best = min(best, time.perf_counter() - begin)
+    return steps / best, result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark and print a markdown table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=50, help="rounds T (default 50)")
+    parser.add_argument("--repeats", type=int, default=3, help="best of K runs (default 3)")
+    parser.add_argument("--seeds", type=int, default=16, help="S of the batched run (16)")
+    parser.add_argument("--nodes", default="16,256", help="comma-separated subset of 16,256")
+    parser.add_argument("--quick", action="store_true", help="5 rounds, 1 repeat: a smoke run")
+    args = parser.parse_args(argv)
+    steps, repeats = (5, 1) if args.quick else (args.steps, args.repeats)
+    sizes = [int(v) for v in args.nodes.split(",")]
+    if steps < 1 or repeats < 1 or args.seeds < 1 or not set(sizes) <= set(GRAPHS):
+        parser.error("--steps, --repeats, --seeds must be ≥ 1 and --nodes a subset of 16,256")
+    house = sibling("bench_aggregators")
+    start = time.perf_counter()
+    print("# DECOR rounds: trilemma's batched runner vs a per-node loop")
+    print(f"CPU: {house.cpu_model()} ({os.cpu_count()} CPUs); torch threads ", end="")
+    print(f"{torch.get_num_threads()}; torch {importlib.metadata.version('torch')}; float64")
+    print(f"trilemma at git {house.git_state()}; 1-min load average {os.getloadavg()[0]:.2f}")
+    print(f"T = {steps} rounds, best of {repeats} after a warm-up run; m = {PER_NODE}, b = {BATCH}")
+    print()
+    print(
+        "| nodes | graph | trilemma rounds/s | trilemma, S seeds: seed-rounds/s | "
+        "per-node loop rounds/s | speed-up | max abs θ_T diff |"
+    )
+    print("|---:|---|---:|---:|---:|---:|---:|")
+    for nodes in sizes:
+        problem, graph = make_problem(nodes), GRAPHS[nodes]
+        rate, theta = best_rate(partial(ours, problem, graph, steps, 1), steps, repeats)
+        batched, _ = best_rate(partial(ours, problem, graph, steps, args.seeds), steps, repeats)
+        loop_rate, loop_theta = best_rate(partial(per_node_loop, problem, graph, steps), steps, 1)
+        diff = float((theta[0] - loop_theta).abs().max())
+        print(
+            f"| {nodes} | {graph} | {rate:,.0f} | {batched * args.seeds:,.0f} (S = {args.seeds}) "
+            f"| {loop_rate:,.1f} | {rate / loop_rate:,.0f}× | {diff:.1e} |"
+        )
+    print(
+        f"\nTotal wall time: {time.perf_counter() - start:.1f} s; "
+        f"1-min load average at end: {os.getloadavg()[0]:.2f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
