@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml constraints/cpu.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints/cpu.txt torch
-	$(PY) -m pip install --quiet -c constraints/cpu.txt -e '.[dev]'
+	$(PY) -m pip install --quiet -c constraints/cpu.txt -e '.[dev,flower,opacus]'
 	# byzfl (cross-checks, benchmarks) without its dependencies: its torchvision pulls CUDA torch
 	$(PY) -m pip install --quiet --no-deps byzfl==0.0.11
 	touch $(STAMP)
