@@ -13,7 +13,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,15 +121,16 @@ def maximise(
     *,
     examples: int,
     seed: int,
-    refinement: Refinement | None = None,
+    refinement: Refinement | Sequence[Refinement] | None = None,
 ) -> tuple[float, Mapping[str, Any] | None, int]:
     """Search ``strategy`` for the input maximising ``objective``'s ratio.
 
     ``objective(example)`` returns ``(ratio, description)``; finite ratios guide the search
     through :func:`hypothesis.target`. No shrinking: the worst input seen is kept as is. With a
-    ``refinement``, the best distinct candidates (:func:`refinement_plan`) are then moved
-    continuously by :func:`~trilemma.proofs_checks.refine.refine`; its exactly re-evaluated
-    end point competes with the hypothesis examples.
+    ``refinement`` (or several, sharing the budget by their ``share``), the best candidates
+    (:func:`refinement_plan`) are then moved continuously by
+    :func:`~trilemma.proofs_checks.refine.refine`; the exactly re-evaluated end points compete
+    with the hypothesis examples.
 
     Returns
     -------
@@ -165,10 +166,12 @@ def maximise(
                 heapq.heapreplace(best, entry)
 
     run()
-    if refinement is not None and best:
-        starts = [example for _, _, example in sorted(best, reverse=True)]
+    stages = [refinement] if isinstance(refinement, Refinement) else list(refinement or ())
+    total = sum(stage.share for stage in stages)
+    starts = [example for _, _, example in sorted(best, reverse=True)]
+    for stage in stages if starts else ():
         ratio, description, spent = refine(
-            objective, starts, refinement, evaluations=budget, seed=seed
+            objective, starts, stage, evaluations=int(budget * stage.share / total), seed=seed
         )
         worst["count"] += spent
         if ratio > worst["ratio"] or math.isnan(ratio):
