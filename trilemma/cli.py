@@ -361,6 +361,8 @@ def _run(args: argparse.Namespace) -> Rows:
     nproc = args.nproc
     if nproc < 1:
         raise ValueError(f"--nproc={nproc} must be an integer in [1, inf)")
+    if nproc > 1 and config.graph is not None:
+        raise ValueError(f"--nproc={nproc}: a decentralized run (graph) runs in one process")
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         if nproc > config.workers:
             raise ValueError(f"--nproc={nproc} exceeds the {config.workers} honest workers")
@@ -551,7 +553,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser(
         "run",
-        help="train robust D-GD / D-SGD / SAFE-DSHB from a config into <out>/<name>/",
+        help="train robust D-GD / D-SGD / SAFE-DSHB, or decentralized D-SGD with DECOR noise "
+        "(graph=...), from a config into <out>/<name>/",
         description="Train a run config (TOML or JSON; every field has a default) into "
         "<out>/<name>/ with metrics.csv, meta.json and checkpoint.pt.",
     )

@@ -25,6 +25,7 @@ from trilemma.decentralized.runner import (
     correlated_noise,
     decentralized_sgd,
 )
+from trilemma.decentralized.training import GossipTraining
 
 __all__ = [
     "CLIPPINGS",
@@ -33,6 +34,7 @@ __all__ = [
     "DecorNoise",
     "GossipRecord",
     "GossipState",
+    "GossipTraining",
     "GossipTrajectory",
     "calibrate_decor",
     "central_sigma",

@@ -88,6 +88,15 @@ class RunConfig:
         from :func:`trilemma.accountants.worker_noise_std` with ``delta``.
     delta : float
         δ ∈ (0, 1).
+    graph : str or None
+        Decentralized run (D-SGD with gossip, :mod:`trilemma.decentralized`) on this graph spec
+        (``"ring:16"``, ``"torus:4x4"``, …; one node per worker, f = 0, no momentum; ``rule``
+        and ``attack`` unused); None: the server run above. With ``epsilon`` the noise is
+        DECOR's pair (σ, σ_cor) of :func:`trilemma.decentralized.calibrate_decor`.
+    mixing : str
+        Gossip matrix of a decentralized run: ``"metropolis"`` or ``"average"`` (W = 11ᵀ/n).
+    sigma, sigma_cor : float
+        Explicit local and edge noise std of a decentralized run without ``epsilon``.
     seeds : int
         Runs batched through one computation (different starts for the MLP, different batches
         and noise when stochastic) ≥ 1.
@@ -124,6 +133,10 @@ class RunConfig:
     clip: float | None = None
     epsilon: float | None = None
     delta: float = 1e-5
+    graph: str | None = None
+    mixing: str = "metropolis"
+    sigma: float = 0.0
+    sigma_cor: float = 0.0
     seeds: int = 1
     seed: int = 0
     log_every: int = 10
@@ -174,6 +187,7 @@ class RunConfig:
             if self.clip is None:
                 raise ValueError("epsilon needs clip: the noise is calibrated to the clip norm C")
         check_real("delta", self.delta, low=0, high=1, low_open=True, high_open=True)
+        self._check_graph()
         check_int("seeds", self.seeds, low=1)
         check_int("seed", self.seed, low=0)
         check_int("log_every", self.log_every, low=1)
@@ -183,6 +197,27 @@ class RunConfig:
         ):
             raise ValueError(f"device={self.device!r} must be 'cpu' or 'cuda[:k]'")
         check_choice("dtype", self.dtype, _DTYPES)
+
+    def _check_graph(self) -> None:
+        from trilemma.accountants import as_topology
+        from trilemma.decentralized.mixing import MIXINGS
+
+        check_choice("mixing", self.mixing, MIXINGS)
+        check_real("sigma", self.sigma, low=0)
+        check_real("sigma_cor", self.sigma_cor, low=0)
+        if self.graph is None:
+            if self.sigma or self.sigma_cor:
+                raise ValueError(
+                    "sigma and sigma_cor are the noise of a decentralized run: set graph"
+                )
+            return
+        nodes = as_topology(self.graph).n_nodes
+        if nodes != self.workers:
+            raise ValueError(f"graph={self.graph!r} has {nodes} nodes but workers={self.workers}")
+        if self.f or self.momentum:
+            raise ValueError("a decentralized run (graph) has f = 0 and momentum = 0")
+        if self.epsilon is not None and (self.sigma or self.sigma_cor):
+            raise ValueError("give epsilon (calibrated noise) or sigma/sigma_cor, not both")
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> RunConfig:

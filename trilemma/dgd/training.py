@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -41,6 +41,9 @@ from trilemma.dgd.distributed import process_shard
 from trilemma.dgd.mlp import MLPClassifier
 from trilemma.dgd.problems import SoftmaxRegression
 from trilemma.dgd.runner import RobustDGD, RunState
+
+if TYPE_CHECKING:
+    from trilemma.decentralized import GossipTraining
 
 __all__ = ["Experiment", "TrainingResult", "build_experiment", "holdout", "train"]
 
@@ -66,7 +69,7 @@ class Experiment:
     θ_0 ``(seeds, P)``, the per-worker noise std and the evaluation sets."""
 
     problem: SoftmaxRegression | MLPClassifier
-    algorithm: RobustDGD
+    algorithm: RobustDGD | GossipTraining
     theta0: torch.Tensor
     noise_std: float
     train_set: tuple[torch.Tensor, torch.Tensor]
@@ -103,28 +106,32 @@ def build_experiment(config: RunConfig, *, distributed: bool = False) -> Experim
             features, labels, classes=data.classes, hidden=config.hidden, ridge=config.ridge
         )
         theta0 = problem.initial_parameters(start_generator, batch_shape=(config.seeds,))
-    noise_std = 0.0
-    if config.epsilon is not None:
-        noise_std = worker_noise_std(
-            epsilon=config.epsilon,
-            delta=config.delta,
-            steps=config.steps,
-            local_size=config.per_worker,
-            clip=config.clip,
+    algorithm: RobustDGD | GossipTraining
+    if config.graph is not None:
+        algorithm, noise_std = _gossip(config, problem)
+    else:
+        noise_std = 0.0
+        if config.epsilon is not None:
+            noise_std = worker_noise_std(
+                epsilon=config.epsilon,
+                delta=config.delta,
+                steps=config.steps,
+                local_size=config.per_worker,
+                clip=config.clip,
+                batch_size=config.batch_size,
+            )
+        algorithm = RobustDGD(
+            problem,
+            rule=config.rule,
+            f=config.f,
+            attack=config.attack if config.f > 0 else None,
+            lr=config.lr,
             batch_size=config.batch_size,
+            clip=config.clip,
+            noise_std=noise_std,
+            momentum=config.momentum,
+            shard=process_shard(problem.workers) if distributed else None,
         )
-    algorithm = RobustDGD(
-        problem,
-        rule=config.rule,
-        f=config.f,
-        attack=config.attack if config.f > 0 else None,
-        lr=config.lr,
-        batch_size=config.batch_size,
-        clip=config.clip,
-        noise_std=noise_std,
-        momentum=config.momentum,
-        shard=process_shard(problem.workers) if distributed else None,
-    )
 
     def as_tensors(part: ClassificationData) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.from_numpy(part.features).to(device=device, dtype=dtype)
@@ -138,6 +145,40 @@ def build_experiment(config: RunConfig, *, distributed: bool = False) -> Experim
         train_set=(features.flatten(0, 1), labels.flatten()),
         test_set=as_tensors(test_data) if len(test_data.labels) else None,
     )
+
+
+def _gossip(
+    config: RunConfig, problem: SoftmaxRegression | MLPClassifier
+) -> tuple[GossipTraining, float]:
+    """The decentralized algorithm of a config with a ``graph`` and its local noise σ: DECOR's
+    calibrated pair at ``epsilon`` (example level, b of m without replacement), or the
+    config's σ and σ_cor."""
+    from trilemma.decentralized import DecentralizedSGD, GossipTraining, calibrate_decor
+
+    sigma, sigma_cor = config.sigma, config.sigma_cor
+    if config.epsilon is not None:
+        noise = calibrate_decor(
+            config.graph,
+            target_epsilon=config.epsilon,
+            clip=config.clip,
+            steps=config.steps,
+            delta=config.delta,
+            mixing=config.mixing,
+            local_size=config.per_worker,
+            batch_size=config.batch_size or config.per_worker,
+        )
+        sigma, sigma_cor = noise.sigma, noise.sigma_cor
+    runner = DecentralizedSGD(
+        problem,
+        config.graph,
+        lr=config.lr,
+        mixing=config.mixing,
+        batch_size=config.batch_size,
+        clip=config.clip,
+        sigma=sigma,
+        sigma_cor=sigma_cor,
+    )
+    return GossipTraining(runner), sigma
 
 
 @dataclass(frozen=True)
@@ -221,6 +262,7 @@ def train(
     meta = {
         "config": config.to_dict(),
         "noise_std": experiment.noise_std,
+        "sigma_cor": 0.0 if config.graph is None else algorithm.runner.sigma_cor,
         "world_size": dist.get_world_size() if distributed else 1,
         "device_name": device_name(config.device),
         "trilemma_version": trilemma.__version__,
@@ -326,7 +368,7 @@ def _rows(
 ) -> list[dict[str, Any]]:
     """One metrics row per seed at θ_t."""
     algorithm, problem = experiment.algorithm, experiment.problem
-    theta = state.theta
+    theta = state.theta if isinstance(algorithm, RobustDGD) else state.theta.mean(dim=-2)
     loss, norm = (value.tolist() for value in algorithm.measure(state))
     train_accuracy = problem.accuracy(theta, *experiment.train_set).tolist()
     test_accuracy = (
