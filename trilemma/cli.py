@@ -361,8 +361,6 @@ def _run(args: argparse.Namespace) -> Rows:
     nproc = args.nproc
     if nproc < 1:
         raise ValueError(f"--nproc={nproc} must be an integer in [1, inf)")
-    if nproc > 1 and config.graph is not None:
-        raise ValueError(f"--nproc={nproc}: a decentralized run (graph) runs in one process")
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         if nproc > config.workers:
             raise ValueError(f"--nproc={nproc} exceeds the {config.workers} honest workers")

@@ -92,8 +92,6 @@ def test_the_cli_runs_a_decentralized_config(tmp_path, capsys):
     assert main(["run", str(path), "--out", str(tmp_path), "--no-progress", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [row["step"] for row in rows] == [4, 4, 4]
-    assert main(["run", str(path), "--out", str(tmp_path), "--nproc", "2"]) == 2
-    assert "a decentralized run (graph) runs in one process" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -41,6 +41,7 @@ from trilemma._validation import check_choice, check_int, check_real
 from trilemma.accountants import as_topology
 from trilemma.decentralized.mixing import edge_list, mixing_matrix
 from trilemma.dgd.problems import Problem
+from trilemma.dgd.runner import Shard
 
 __all__ = [
     "CLIPPINGS",
@@ -135,6 +136,11 @@ class DecentralizedSGD:
         Clip each example's gradient, or the node's mean gradient (user level).
     sigma, sigma_cor : float
         Std σ ≥ 0 of each node's own noise and σ_cor ≥ 0 of each edge secret (× √weight).
+    shard : trilemma.dgd.Shard, optional
+        The nodes whose gradients this process computes (None: all), e.g.
+        :func:`trilemma.dgd.distributed.process_shard` under torch.distributed: every rank
+        holds every model, computes its slice of the gradients, all-gathers them and runs the
+        same noise draws and gossip, so W processes follow the single-process trajectory.
     """
 
     def __init__(
@@ -149,6 +155,7 @@ class DecentralizedSGD:
         clipping: str = "example",
         sigma: float = 0.0,
         sigma_cor: float = 0.0,
+        shard: Shard | None = None,
     ) -> None:
         if not isinstance(problem, Problem):
             raise TypeError(f"problem must be a trilemma.dgd Problem, got {type(problem).__name__}")
@@ -174,8 +181,19 @@ class DecentralizedSGD:
         self.heads = torch.from_numpy(heads).to(device)
         self.tails = torch.from_numpy(tails).to(device)
         self.edge_scale = torch.as_tensor(np.sqrt(weights), dtype=dtype).to(device).unsqueeze(-1)
+        if shard is None:
+            shard = Shard(0, n, lambda local, dim: local)
+        elif not 0 <= shard.start < shard.stop <= n:
+            raise ValueError(f"shard {shard.start}:{shard.stop} must be a non-empty slice of 0:{n}")
+        self.shard = shard
+        local = (
+            problem
+            if (shard.start, shard.stop) == (0, n)
+            else problem.restrict(shard.start, shard.stop)
+        )
         self.pooled = _pooled(problem)
-        self.offsets = (torch.arange(n, device=device) * m).unsqueeze(-1)
+        self.local_pooled = _pooled(local)
+        self.offsets = (torch.arange(shard.stop - shard.start, device=device) * m).unsqueeze(-1)
 
     @property
     def nodes(self) -> int:
@@ -217,20 +235,23 @@ class DecentralizedSGD:
     def gradients(self, theta: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """Each node's clipped (not yet noised) gradient at its θ_i, ``(..., n, P)``."""
         n, m = self.nodes, self.problem.features.shape[1]
+        start, stop = self.shard.start, self.shard.stop
         batch = theta.shape[:-2]
         if self.batch_size is None:
-            index = torch.arange(m, device=theta.device).expand(*batch, n, m)
-        else:
+            index = torch.arange(m, device=theta.device).expand(*batch, stop - start, m)
+        else:  # keys for all n nodes on every process, so that shards draw the same numbers
             keys = torch.rand((*batch, n, m), generator=generator, dtype=torch.float64)
-            index = keys.argsort(dim=-1)[..., : self.batch_size].to(theta.device)
+            index = keys[..., start:stop, :].argsort(dim=-1)[..., : self.batch_size]
+            index = index.to(theta.device)
         pooled_index = (index + self.offsets).unsqueeze(-2)
-        per_example = self.pooled.example_gradients(theta, pooled_index).squeeze(-3)
+        local = theta[..., start:stop, :]
+        per_example = self.local_pooled.example_gradients(local, pooled_index).squeeze(-3)
         if self.clip is not None and self.clipping == "example":
             per_example = _clip(per_example, self.clip)
         gradient = per_example.mean(dim=-2)
         if self.clip is not None and self.clipping == "node":
             gradient = _clip(gradient, self.clip)
-        return gradient
+        return self.shard.gather(gradient, -2)
 
     def noise(self, shape: torch.Size, generator: torch.Generator | None) -> torch.Tensor | None:
         """One round's noise ``(..., n, P)``: σ·N(0, I) per node plus the correlated secrets;

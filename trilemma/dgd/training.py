@@ -108,7 +108,7 @@ def build_experiment(config: RunConfig, *, distributed: bool = False) -> Experim
         theta0 = problem.initial_parameters(start_generator, batch_shape=(config.seeds,))
     algorithm: RobustDGD | GossipTraining
     if config.graph is not None:
-        algorithm, noise_std = _gossip(config, problem)
+        algorithm, noise_std = _gossip(config, problem, distributed)
     else:
         noise_std = 0.0
         if config.epsilon is not None:
@@ -148,7 +148,7 @@ def build_experiment(config: RunConfig, *, distributed: bool = False) -> Experim
 
 
 def _gossip(
-    config: RunConfig, problem: SoftmaxRegression | MLPClassifier
+    config: RunConfig, problem: SoftmaxRegression | MLPClassifier, distributed: bool
 ) -> tuple[GossipTraining, float]:
     """The decentralized algorithm of a config with a ``graph`` and its local noise σ: DECOR's
     calibrated pair at ``epsilon`` (example level, b of m without replacement), or the
@@ -177,6 +177,7 @@ def _gossip(
         clip=config.clip,
         sigma=sigma,
         sigma_cor=sigma_cor,
+        shard=process_shard(problem.workers) if distributed else None,
     )
     return GossipTraining(runner), sigma
 
