@@ -3,7 +3,9 @@ beaten, and the adversarial searches of :mod:`trilemma.proofs_checks.robustness`
 every constant of the κ table (inputs on an exact grid, see
 :mod:`trilemma.proofs_checks.strategies`).
 
-The slow variants (``pytest -m slow -s``) run 2000 examples a rule and print the worst ratio found.
+The slow variants (``pytest -m slow -s``) run 2000 examples a rule and print the worst ratio found,
+and plant constants at 0.9 × the worst κ̂ a generic global optimiser reaches
+(``benchmarks/reference_kappa_search.py``), which the medium budget must refute for every seed.
 """
 
 import itertools
@@ -16,6 +18,7 @@ import torch
 from trilemma.aggregators import get
 from trilemma.aggregators.robustness import empirical_kappa, empirical_spectral_kappa
 from trilemma.bounds import KAPPA_TABLE, kappa, kappa_lower_bound, mda_kappa, mda_kappa_lower_bound
+from trilemma.proofs_checks import BUDGETS
 from trilemma.proofs_checks.robustness import (
     KAPPA_SEARCHES,
     check_kappa,
@@ -359,3 +362,62 @@ def test_no_served_kappa_is_below_a_known_counterexample(name):
         served = float(kappa(name, n=n, f=f))
         assert ratio <= served * (1 + 1e-9), (label, n, f, ratio, served)
     assert tried >= 10
+
+
+# ---------------------------------------------------------------- against a global optimiser
+
+
+#: κ̂ reached by benchmarks/reference_kappa_search.py (scipy's differential evolution, 3 seeds
+#: × 300 generations — 2 × 200 for SMEA —, each polished by Nelder–Mead; d = 2, honest set =
+#: the first n − f rows, box [−10, 10]), at n = 7, f = 2 and n = 9, f = 3.
+REFERENCE_KAPPA_HAT = {
+    ("cwtm", 7, 2): 0.6666666666666672,
+    ("cwtm", 9, 3): 1.0000000000000007,
+    ("cwmed", 7, 2): 1.4999999996048796,
+    ("cwmed", 9, 3): 1.9999999999999962,
+    ("gm", 7, 2): 1.499999999999988,
+    ("krum", 7, 2): 7.813305503682368,
+    ("krum", 9, 3): 9.451829455056599,
+    ("krum-n-f-1", 7, 2): 4.891903294701142,
+    ("krum-n-f-1", 9, 3): 8.912362981968432,
+    ("mda", 7, 2): 3.199795567868948,
+    ("mda", 9, 3): 5.240976203204333,
+    ("smea", 7, 2): 2.666666666623865,
+}
+
+PLANTED = [
+    (label, n, f, seed)
+    for label, n, f in REFERENCE_KAPPA_HAT
+    for seed in (range(5) if (n, f) == (7, 2) else [0])
+]
+
+
+def search_at(label, n, f, *, seed, examples, claimed):
+    if label == "smea-spectral":
+        return check_smea_spectral(examples=examples, seed=seed, n=n, f=f, claimed=claimed)
+    return check_kappa(label, examples=examples, seed=seed, n=n, f=f, claimed=claimed)
+
+
+def test_a_constant_below_an_easy_worst_case_is_caught_at_the_small_budget():
+    """CWMed's worst κ̂ at n = 7, f = 2 is 1.5 (honest rows on two points, the median pulled to
+    the far one); 0.9 × 1.5 claimed is refuted with 25 examples."""
+    planted = 0.9 * REFERENCE_KAPPA_HAT["cwmed", 7, 2]
+    result = search_at("cwmed", 7, 2, seed=0, examples=25, claimed=lambda n, f: planted)
+    assert not result.passed
+    assert result.counterexample["kappa_hat"] > planted
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("label", "n", "f", "seed"), PLANTED)
+def test_nine_tenths_of_the_reference_worst_case_is_caught_at_the_medium_budget(label, n, f, seed):
+    """Planted constant: κ = 0.9 × the reference optimiser's worst κ̂ on the same (n, f) is
+    refuted by the medium budget (200 examples + 40 000 refinement evaluations) for every
+    seed, i.e. the check reaches ≥ 90 % of the reference."""
+    planted = 0.9 * REFERENCE_KAPPA_HAT[label, n, f]
+    result = search_at(
+        label, n, f, seed=seed, examples=BUDGETS["medium"], claimed=lambda n, f: planted
+    )
+    print(f"\n{label} n={n} f={f} seed={seed}: κ̂ / reference = {result.worst_ratio * 0.9:.3f}")
+    assert not result.passed
+    case = result.counterexample
+    assert (case["n"], case["f"]) == (n, f)

@@ -59,15 +59,18 @@ def test_tight_claims_are_reached(small_run):
 # ---------------------------------------------------------------- planted bugs
 
 
-def test_kappa_half_the_spectral_constant_is_caught():
-    # measured worst ratio with 300 examples: 1.87, 1.06, 1.20, 1.95, 1.93 for seeds 0-4
+@pytest.mark.parametrize("seed", [0, 3])
+def test_kappa_half_the_spectral_constant_is_caught(seed):
+    # the constant is attained (n = 3, f = 1), so halving it doubles the worst ratio. Measured
+    # with 25 examples and the continuous stage: 1.998, 2.000, 1.999, 1.999, 1.999 for seeds
+    # 0-4; hypothesis alone needed 300 examples for 1.87, 1.06, 1.20, 1.95, 1.93.
     result = check_smea_spectral(
-        examples=300, seed=0, claimed=lambda n, f: 0.5 * float(smea_spectral_kappa(n=n, f=f))
+        examples=25, seed=seed, claimed=lambda n, f: 0.5 * float(smea_spectral_kappa(n=n, f=f))
     )
     assert not result.passed
     case = result.counterexample
     assert case["kappa_sp_hat"] > case["kappa_sp"]
-    assert result.worst_ratio > 1
+    assert result.worst_ratio > 1.9
 
 
 def test_a_lower_bound_twice_too_high_is_caught():

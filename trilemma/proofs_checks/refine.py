@@ -30,8 +30,9 @@ __all__ = ["Refinement", "refine"]
 
 Objective = Callable[[Any], tuple[float, Mapping[str, Any]]]
 
-#: differential evolution's population per continuous parameter (scipy's default is 15).
-POPULATION_PER_PARAMETER = 10
+#: differential evolution's population per continuous parameter (scipy's default is 15; fewer
+#: members and more generations reached the tie-shaped worst cases more often).
+POPULATION_PER_PARAMETER = 5
 
 #: members of the final population re-evaluated exactly besides the polished point: a worst
 #: case sits on a tie (of Krum's scores, of MDA's diameters), which rounding to the grid may
@@ -152,8 +153,10 @@ def refine(
             updating="immediate" if refinement.batch is None else "deferred",
         )
         point = result.x
-        order = np.argsort(result.population_energies, kind="stable")
-        finalists = [result.population[i] for i in order[:FINALISTS]]
+        # the final population is part of the result from scipy 1.12 on (1.11 is allowed)
+        energies = getattr(result, "population_energies", np.zeros(0))
+        order = np.argsort(energies, kind="stable")[:FINALISTS]
+        finalists = [result.population[i] for i in order]
     spread = float(np.ptp(point)) if point.size else 0.0
     edge = 0.05 * spread if spread > 0 else 1.0
     result = minimize(
