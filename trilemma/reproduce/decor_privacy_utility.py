@@ -228,6 +228,7 @@ def _compute(settings: Settings) -> FigureData:
         "delta": _DELTA,
         "steps": steps,
         "seeds": seeds,
+        "tail_fraction": _TAIL,
         "graphs": list(graphs),
         "mixing": "metropolis",
         "decor_objective": "network-average noise variance after one gossip round",
@@ -310,7 +311,8 @@ def _plot(data: FigureData, canvas: MatplotlibFigure) -> None:
         panel.set_xlabel(f"per-node ε (δ = {parameters['delta']:g}, user level)")
         panel.grid(True, alpha=0.3)
     axes[0].set_ylabel(
-        f"final training loss L(θ̄) (mean, 95 % interval, {parameters['seeds']} seeds)"
+        f"training loss L(θ̄), mean of the last {100 * parameters['tail_fraction']:g} % of rounds\n"
+        f"(mean and 95 % interval over {parameters['seeds']} seeds)"
     )
     axes[0].legend(fontsize=7)
     canvas.suptitle(
