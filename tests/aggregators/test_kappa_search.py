@@ -369,13 +369,15 @@ def test_no_served_kappa_is_below_a_known_counterexample(name):
 
 #: κ̂ reached by benchmarks/reference_kappa_search.py (scipy's differential evolution, 3 seeds
 #: × 300 generations — 2 × 200 for SMEA —, each polished by Nelder–Mead; d = 2, honest set =
-#: the first n − f rows, box [−10, 10]), at n = 7, f = 2 and n = 9, f = 3.
+#: the first n − f rows, box [−10, 10]), at n = 7, f = 2 and n = 9, f = 3; smea-spectral is
+#: SMEA's κ̂_sp against 4f/(n − 2f).
 REFERENCE_KAPPA_HAT = {
     ("cwtm", 7, 2): 0.6666666666666672,
     ("cwtm", 9, 3): 1.0000000000000007,
     ("cwmed", 7, 2): 1.4999999996048796,
     ("cwmed", 9, 3): 1.9999999999999962,
     ("gm", 7, 2): 1.499999999999988,
+    ("gm", 9, 3): 1.9999999999991422,
     ("krum", 7, 2): 7.813305503682368,
     ("krum", 9, 3): 9.451829455056599,
     ("krum-n-f-1", 7, 2): 4.891903294701142,
@@ -383,6 +385,13 @@ REFERENCE_KAPPA_HAT = {
     ("mda", 7, 2): 3.199795567868948,
     ("mda", 9, 3): 5.240976203204333,
     ("smea", 7, 2): 2.666666666623865,
+    ("smea", 9, 3): 3.9999983257327756,
+    ("smea-spectral", 7, 2): 2.666666666666607,
+    ("smea-spectral", 9, 3): 3.9999999999713767,
+    ("nnm>>cwtm", 7, 2): 2.661589374645973,
+    ("nnm>>cwtm", 9, 3): 3.9888824345293044,
+    ("nnm>>cwmed", 7, 2): 3.196745562565571,
+    ("nnm>>cwmed", 9, 3): 4.996786251550315,
 }
 
 PLANTED = [
