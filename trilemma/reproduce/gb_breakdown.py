@@ -73,7 +73,7 @@ def _first(rows: list[dict[str, Any]], rule: str, column: str, initial: float) -
 
 def _breakdown(settings: Settings) -> FigureData:
     problem = dgd.extreme_digits(settings.seed)
-    steps = settings.pick(tiny=20, quick=200, full=600)
+    steps = settings.pick(tiny=20, quick=150, full=600)
     fs = settings.pick(tiny=(0, 1, 3), quick=tuple(range(8)), full=tuple(range(8)))
     lipschitz = problem.smoothness()
     lr = 1.0 / lipschitz

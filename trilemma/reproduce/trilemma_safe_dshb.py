@@ -109,14 +109,16 @@ def _safe_dshb(settings: Settings) -> FigureData:
     problem = dgd.SoftmaxRegression(features, labels, classes=training.classes, ridge=_RIDGE)
     steps = settings.pick(tiny=5, quick=40, full=40)
     batch = settings.pick(tiny=_PER_WORKER, quick=_BATCH, full=_BATCH)
-    trials = settings.pick(tiny=3, quick=6, full=20)
+    trials = settings.pick(tiny=3, quick=4, full=20)
     epsilons = settings.pick(
         tiny=(1.0, 16.0),
-        quick=(1.0, 8.0, math.inf),
+        quick=(2.0, 8.0, math.inf),
         full=(0.5, 1.0, 2.0, 4.0, 8.0, 16.0, math.inf),
     )
     series = settings.pick(
-        tiny=("mean, no attack", "mean", "SMEA"), quick=tuple(_SERIES), full=tuple(_SERIES)
+        tiny=("mean, no attack", "mean", "SMEA"),
+        quick=("mean, no attack", "mean", "CWTM", "SMEA"),
+        full=tuple(_SERIES),
     )
     theta0 = torch.zeros(trials, problem.dimension, dtype=torch.float64)
     rows: list[dict[str, Any]] = []
