@@ -105,3 +105,24 @@ def test_pinned_search_stays_at_its_n_f_and_reports_a_recomputable_grid_input():
 def test_pins_are_validated(n, f):
     with pytest.raises(ValueError, match="f="):
         check_kappa("cwtm", examples=1, n=n, f=f)
+
+
+def test_worker_counts_can_be_pinned_and_reject_empty_ranges():
+    from hypothesis import given, settings
+
+    from trilemma.proofs_checks.strategies import robustness_inputs, worker_counts
+
+    @settings(max_examples=15, database=None, deadline=None)
+    @given(
+        worker_counts(min_n=7, max_n=7, min_f=2, max_f=2),
+        robustness_inputs(min_n=9, max_n=9, min_f=3, max_f=3),
+    )
+    def pinned(pair, case):
+        assert pair == (7, 2)
+        assert (case.n, case.f, int(case.honest.sum())) == (9, 3, 6)
+
+    pinned()
+    with pytest.raises(ValueError, match="max_f=4"):
+        worker_counts(max_n=7, max_f=4)
+    with pytest.raises(ValueError, match="min_f=4"):
+        worker_counts(min_n=3, max_n=7, min_f=4)
