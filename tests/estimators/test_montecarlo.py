@@ -15,6 +15,7 @@ from trilemma.estimators import (
     SweepPoint,
     bound_holds,
     bound_kind,
+    mean_interval,
     run_sweep,
     summarize,
     upper_bound,
@@ -382,3 +383,13 @@ def test_bound_holds_hand_worked_rows():
     assert bound_holds({**exact, "error_mean": 1.2}, tolerance=4.0)
     assert not bound_holds({**exact, "error_mean": 0.8})
     assert bound_holds({"bound_kind": "none", "error_mean": 5.0, "upper_bound": math.nan})
+
+
+def test_mean_interval_is_the_student_t_half_width():
+    values = np.array([0.5, 0.7, 0.9])
+    expected = stats.t.ppf(0.975, 2) * values.std(ddof=1) / math.sqrt(3)
+    assert mean_interval(values) == pytest.approx(expected, rel=1e-12)
+    assert mean_interval(values, confidence=0.5) < mean_interval(values)
+    assert mean_interval([0.5]) == math.inf
+    with pytest.raises(ValueError, match="confidence"):
+        mean_interval(values, confidence=1.0)

@@ -5,7 +5,6 @@ check reports disagreement when a bug is planted in what it checks."""
 import json
 import math
 
-import numpy as np
 import pytest
 from scipy import stats
 
@@ -78,13 +77,6 @@ def test_accuracies_intervals_and_noise(written):
             batch_size=parameters["batch_size"],
         )
         assert achieved <= epsilon * (1 + 1e-6) and achieved == pytest.approx(epsilon, rel=1e-3)
-
-
-def test_interval_is_the_student_t_half_width():
-    values = np.array([0.5, 0.7, 0.9])
-    expected = stats.t.ppf(0.975, 2) * values.std(ddof=1) / math.sqrt(3)
-    assert module._interval(values) == pytest.approx(expected, rel=1e-12)
-    assert module._interval(np.array([0.5])) == math.inf
 
 
 def test_check_fails_when_the_noise_is_mis_scaled(monkeypatch):

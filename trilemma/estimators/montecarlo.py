@@ -41,6 +41,7 @@ __all__ = [
     "SweepPoint",
     "bound_holds",
     "bound_kind",
+    "mean_interval",
     "run_sweep",
     "summarize",
     "upper_bound",
@@ -455,13 +456,31 @@ def summarize(
         row = dict(keys[key])
         count = len(members)
         row["trials"] = count
-        quantile = float(stats.t.ppf(0.5 + confidence / 2, count - 1)) if count > 1 else math.inf
         for metric in ("error", "excess", "honest_error"):
             values = np.array([r[metric] for r in members], dtype=np.float64)
-            std = float(values.std(ddof=1)) if count > 1 else math.nan
             row[f"{metric}_mean"] = float(values.mean())
-            row[f"{metric}_std"] = std
-            row[f"{metric}_ci"] = quantile * std / math.sqrt(count) if count > 1 else math.inf
+            row[f"{metric}_std"] = float(values.std(ddof=1)) if count > 1 else math.nan
+            row[f"{metric}_ci"] = mean_interval(values, confidence=confidence)
         row["upper_bound"] = float(np.mean([r["upper_bound"] for r in members]))
         rows.append(row)
     return rows
+
+
+def mean_interval(values: Sequence[float] | np.ndarray, *, confidence: float = 0.95) -> float:
+    """Half-width of the Student-t confidence interval of the mean of ``values``:
+    t_{(1 + c)/2, S − 1} · s/√S, s the sample standard deviation (divisor S − 1); ``inf`` for
+    fewer than two values.
+
+    Examples
+    --------
+    >>> round(mean_interval([0.5, 0.7, 0.9]), 6)  # t_{0.975, 2} = 4.302653
+    0.496828
+    """
+    array = np.asarray(values, dtype=np.float64)
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence={confidence} must lie in (0, 1)")
+    count = array.size
+    if count < 2:
+        return math.inf
+    quantile = float(stats.t.ppf(0.5 + confidence / 2, count - 1))
+    return quantile * float(array.std(ddof=1)) / math.sqrt(count)

@@ -44,7 +44,6 @@ from typing import Any
 import numpy as np
 import torch
 from matplotlib.figure import Figure as MatplotlibFigure
-from scipy import stats
 
 from trilemma import dgd
 from trilemma.accountants import secldp_epsilon
@@ -54,6 +53,7 @@ from trilemma.decentralized import (
     central_sigma,
     local_sigma,
 )
+from trilemma.estimators import mean_interval
 from trilemma.reproduce._figure import Figure, FigureData, Settings, register
 
 __all__ = ["CALIBRATED", "CENTRAL_BEST", "DECOR_HELPS", "DECOR_NO_WORSE", "checks"]
@@ -87,13 +87,6 @@ DECOR_HELPS = (
     f"correlated noise buys utility on the sparse graphs: DECOR beats local DP on ring and "
     f"torus at ε = {_HELPS_AT:g} (paired 95 % interval above 0)"
 )
-
-
-def _half_width(values: np.ndarray) -> float:
-    """Half-width of the 95 % Student-t interval of the mean of ``values``."""
-    if len(values) < 2:
-        return math.inf
-    return float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
 
 
 def _problem(seed: int) -> dgd.SoftmaxRegression:
@@ -176,9 +169,9 @@ def _compute(settings: Settings) -> FigureData:
                 "sigma": sigma,
                 "sigma_cor": sigma_cor,
                 "loss_mean": float(average.mean()),
-                "loss_ci95": _half_width(average),
+                "loss_ci95": mean_interval(average),
                 "node_loss_mean": float(nodes.mean()),
-                "node_loss_ci95": _half_width(nodes),
+                "node_loss_ci95": mean_interval(nodes),
                 "seeds": seeds,
                 "steps": steps,
             }
@@ -208,9 +201,9 @@ def _compute(settings: Settings) -> FigureData:
         gain = losses["local DP", graph, epsilon] - decor
         excess = decor - losses["central DP", _AVERAGING, epsilon]
         row["gain_over_local_mean"] = float(gain.mean())
-        row["gain_over_local_ci95"] = _half_width(gain)
+        row["gain_over_local_ci95"] = mean_interval(gain)
         row["excess_over_central_mean"] = float(excess.mean())
-        row["excess_over_central_ci95"] = _half_width(excess)
+        row["excess_over_central_ci95"] = mean_interval(excess)
         spread = (
             losses["local DP", graph, epsilon].mean()
             - losses["central DP", _AVERAGING, epsilon].mean()

@@ -49,10 +49,10 @@ from typing import Any
 import numpy as np
 import torch
 from matplotlib.figure import Figure as MatplotlibFigure
-from scipy import stats
 
 from trilemma import dgd
 from trilemma.accountants import worker_epsilon, worker_noise_std
+from trilemma.estimators import mean_interval
 from trilemma.reproduce._figure import Figure, FigureData, Settings, register
 
 __all__: list[str] = []
@@ -84,13 +84,6 @@ def _noise_std(epsilon: float, steps: int, batch: int) -> float:
         clip=_CLIP,
         batch_size=batch,
     )
-
-
-def _interval(values: np.ndarray) -> float:
-    """Half-width of the 95 % Student-t interval of the mean of ``values``."""
-    if len(values) < 2:
-        return math.inf
-    return float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
 
 
 def _safe_dshb(settings: Settings) -> FigureData:
@@ -168,7 +161,7 @@ def _safe_dshb(settings: Settings) -> FigureData:
                     "steps": steps,
                     "trials": trials,
                     "accuracy_mean": float(accuracy.mean()),
-                    "accuracy_ci95": _interval(accuracy),
+                    "accuracy_ci95": mean_interval(accuracy),
                     "accuracy_min": float(accuracy.min()),
                     "accuracy_max": float(accuracy.max()),
                     "kappa_hat_mean": float(run.kappa_hat.mean()),
