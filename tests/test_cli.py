@@ -9,9 +9,18 @@ import pytest
 from trilemma.cli import main
 
 
+def _reject(constant):
+    raise ValueError(f"{constant} is not JSON (RFC 8259)")
+
+
+def strict_json(text):
+    """Parse ``text`` as strict JSON: NaN and ±Infinity are refused, as by most parsers."""
+    return json.loads(text, parse_constant=_reject)
+
+
 def run_json(capsys, *argv):
     assert main([*argv, "--json"]) == 0
-    return json.loads(capsys.readouterr().out)
+    return strict_json(capsys.readouterr().out)
 
 
 def test_dpsgd_json_matches_reference(capsys):
@@ -30,6 +39,49 @@ def test_dpsgd_json_matches_reference(capsys):
     )
     values = {row["method"]: row["epsilon"] for row in rows}
     assert abs(values["rdp"] - 5.632011) < 1e-6 and abs(values["pld"] - 5.192620) < 1e-6
+
+
+def test_json_is_strict_with_null_for_non_finite_numbers(capsys):
+    """Every command's --json output parses with a strict parser; a bound that does not apply
+    (a colluder-isolated worst node has no spectral bound) is null, not NaN."""
+    worst = run_json(
+        capsys,
+        "account",
+        "secldp",
+        "--graph",
+        "ring:16",
+        "--sigma",
+        "17.827",
+        "--sigma-cor",
+        "188",
+        "--steps",
+        "3500",
+        "--delta",
+        "1e-5",
+        "--colluders",
+        "0,8",
+    )[0]
+    assert worst["spectral_bound"] is None and worst["epsilon_rdp"] > 0
+    assert run_json(capsys, "demo")
+    assert run_json(capsys, "reproduce", "--list")
+    assert run_json(capsys, "check", "trilemma", "--budget", "5")
+    assert run_json(
+        capsys,
+        "account",
+        "worker",
+        "--epsilon",
+        "1",
+        "--delta",
+        "1e-5",
+        "--steps",
+        "100",
+        "--local-size",
+        "500",
+        "--batch-size",
+        "25",
+    )
+    with pytest.raises(ValueError, match="NaN is not JSON"):
+        strict_json('{"x": NaN}')
 
 
 def test_gaussian_table(capsys):

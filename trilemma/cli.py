@@ -1,7 +1,9 @@
 """Command line: ``trilemma account ...``, ``check ...``, ``reproduce ...``, ``run ...`` and
 ``demo``.
 
-Tables for people by default, ``--json`` for scripts. Invalid input prints one line
+Tables for people by default, ``--json`` for scripts: strict JSON (RFC 8259), in which a number
+that is not finite (a bound that does not apply, an infinite ε) is ``null``. Invalid input prints
+one line
 ``trilemma: error: ...`` on stderr and exits with status 2, like argparse's own usage errors;
 ``trilemma check`` exits with status 1 when it finds a counterexample to a claimed bound.
 """
@@ -37,9 +39,23 @@ def _format(value: object) -> str:
     return str(value)
 
 
+def _strict(value: object) -> object:
+    """``value`` with every non-finite float (NaN, ±inf, numpy scalars included) as ``None``."""
+    if isinstance(value, dict):
+        return {key: _strict(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(item) for item in value]
+    if isinstance(value, float | np.floating):
+        number = float(value)
+        return number if np.isfinite(number) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
 def _print_rows(rows: Rows, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(rows, indent=2, default=float))
+        print(json.dumps(_strict(rows), indent=2, default=float, allow_nan=False))
         return
     if not rows:
         return
@@ -462,7 +478,13 @@ def _add_secldp_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``trilemma`` command."""
-    parser = argparse.ArgumentParser(prog="trilemma", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="trilemma",
+        description="Privacy accounting, falsification checks, theorem figures and training "
+        "runs of private and Byzantine-robust distributed learning: ``account``, ``check``, "
+        "``reproduce``, ``run`` and ``demo``. --json output is strict JSON (non-finite numbers "
+        "are null).",
+    )
     parser.add_argument("--version", action="version", version=f"trilemma {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -591,7 +613,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(handler=_check)
 
     for sub in (dpsgd, gaussian, laplace, worker, secldp, calibrate, figures, run, check):
-        sub.add_argument("--json", action="store_true", help="machine-readable output")
+        sub.add_argument(
+            "--json",
+            action="store_true",
+            help="machine-readable output: strict JSON, non-finite numbers as null",
+        )
     return parser
 
 
