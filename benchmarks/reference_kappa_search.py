@@ -13,7 +13,8 @@ in the denominator. The population is evaluated as one batch (the rules and
 These numbers are the "reference" column of the README κ table: ``trilemma check robustness``
 (hypothesis structure + continuous refinement) must reach ≥ 90 % of them on the same (n, f).
 
-Run (one thread; about 10 minutes on a busy 2-core machine)::
+Run (one thread; about 45 minutes for every case on a busy 2-core machine, SMEA and the geometric
+median taking most of it; ``--rules krum`` alone takes a minute)::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/reference_kappa_search.py --out ref.json
 """
