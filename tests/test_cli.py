@@ -18,6 +18,23 @@ def strict_json(text):
     return json.loads(text, parse_constant=_reject)
 
 
+# the DECOR reference's ring-16 setting
+DECOR_RING = (
+    "account",
+    "secldp",
+    "--graph",
+    "ring:16",
+    "--sigma",
+    "17.827",
+    "--sigma-cor",
+    "188",
+    "--steps",
+    "3500",
+    "--delta",
+    "1e-5",
+)
+
+
 def run_json(capsys, *argv):
     assert main([*argv, "--json"]) == 0
     return strict_json(capsys.readouterr().out)
@@ -46,18 +63,7 @@ def test_json_is_strict_with_null_for_non_finite_numbers(capsys):
     (a colluder-isolated worst node has no spectral bound) is null, not NaN."""
     worst = run_json(
         capsys,
-        "account",
-        "secldp",
-        "--graph",
-        "ring:16",
-        "--sigma",
-        "17.827",
-        "--sigma-cor",
-        "188",
-        "--steps",
-        "3500",
-        "--delta",
-        "1e-5",
+        *DECOR_RING,
         "--colluders",
         "0,8",
     )[0]
@@ -104,18 +110,7 @@ def test_gaussian_table(capsys):
 def test_secldp_with_colluders_and_bounds(capsys):
     rows = run_json(
         capsys,
-        "account",
-        "secldp",
-        "--graph",
-        "ring:16",
-        "--sigma",
-        "17.827",
-        "--sigma-cor",
-        "188",
-        "--steps",
-        "3500",
-        "--delta",
-        "1e-5",
+        *DECOR_RING,
         "--colluders",
         "0,8",
         "--method",
@@ -124,18 +119,7 @@ def test_secldp_with_colluders_and_bounds(capsys):
     worst, *components = rows
     alone = run_json(
         capsys,
-        "account",
-        "secldp",
-        "--graph",
-        "ring:16",
-        "--sigma",
-        "17.827",
-        "--sigma-cor",
-        "188",
-        "--steps",
-        "3500",
-        "--delta",
-        "1e-5",
+        *DECOR_RING,
         "--method",
         "classic",
     )[0]
