@@ -41,7 +41,7 @@ from trilemma.estimators import (
     run_sweep,
     summarize,
 )
-from trilemma.reproduce._figure import Settings, single_threaded
+from trilemma.reproduce._figure import FigureData, Settings, single_threaded
 
 __all__ = [
     "COMMON",
@@ -54,7 +54,7 @@ __all__ = [
     "band",
     "calibration_holds",
     "draw_errors",
-    "legend_below",
+    "draw_panels",
     "measure",
     "panels",
     "point",
@@ -264,7 +264,35 @@ def draw_errors(
     axes.grid(True, which="both", alpha=0.3)
 
 
-def legend_below(canvas: MatplotlibFigure, axes: Axes) -> None:
-    """One legend for all panels, below them (the curves stay uncovered)."""
-    handles, labels = axes.get_legend_handles_labels()
+def draw_panels(
+    canvas: MatplotlibFigure,
+    data: FigureData,
+    x: str,
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    log_base: float | None = 10,
+    relative: bool = True,
+    lower_until: float | None = None,
+) -> list[Axes]:
+    """One panel per entry of ``data.parameters["panels"]`` (its rows: those with that n), each
+    drawn by :func:`draw_errors` against column ``x`` on log–log axes (x linear when
+    ``log_base`` is None), with a shared y axis, one legend below them all and ``title``."""
+    axes_list = list(canvas.subplots(1, 2, sharey=True))
+    for axes, panel in zip(axes_list, data.parameters["panels"], strict=True):
+        mine = [r for r in data.rows if r["n"] == panel["n"]]
+        draw_errors(axes, mine, x, relative=relative, lower_until=lower_until)
+        if log_base is not None:
+            axes.set_xscale("log", base=log_base)
+        axes.set_yscale("log")
+        axes.set_xlabel(xlabel)
+        f = panel["f"]
+        byzantine = ", ".join(map(str, f)) if isinstance(f, list | tuple) else f
+        detail = "" if isinstance(f, list | tuple) else " Byzantine (strongest attack)"
+        axes.set_title(f"n = {panel['n']}, f = {byzantine}{detail}", fontsize=9)
+    axes_list[0].set_ylabel(ylabel)
+    handles, labels = axes_list[0].get_legend_handles_labels()
     canvas.legend(handles, labels, loc="outside lower center", ncol=5, fontsize=7, frameon=False)
+    canvas.suptitle(title, fontsize=10)
+    return axes_list

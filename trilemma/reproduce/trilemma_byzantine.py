@@ -25,8 +25,7 @@ from trilemma.reproduce._mean_estimation import (
     LARGE_N,
     NAIVE_RULES,
     calibration_holds,
-    draw_errors,
-    legend_below,
+    draw_panels,
     measure,
     point,
     upper_bounds_hold,
@@ -105,21 +104,17 @@ def _compute(settings: Settings) -> FigureData:
 
 
 def _plot(data: FigureData, canvas: MatplotlibFigure) -> None:
-    rows = data.rows
     p = data.parameters
-    axes_list = canvas.subplots(1, 2, sharey=True)
-    for axes, panel in zip(axes_list, p["panels"], strict=True):
-        draw_errors(axes, [r for r in rows if r["n"] == panel["n"]], "fraction")
-        axes.set_yscale("log")
-        axes.set_xlabel("Byzantine fraction f/n (strongest attack; none at f = 0)")
-        axes.set_title(f"n = {panel['n']}, f = {', '.join(map(str, panel['f']))}", fontsize=9)
-    axes_list[0].set_ylabel("error ‖F − x̄_H‖² / (d s²/h)")
-    legend_below(canvas, axes_list[0])
-    canvas.suptitle(
-        f"Error relative to the honest average vs f/n (d = {p['d']}, m = {p['m']}, "
+    draw_panels(
+        canvas,
+        data,
+        "fraction",
+        xlabel="Byzantine fraction f/n (strongest attack; none at f = 0)",
+        ylabel="error ‖F − x̄_H‖² / (d s²/h)",
+        title=f"Error relative to the honest average vs f/n (d = {p['d']}, m = {p['m']}, "
         f"ε = {p['epsilon']:g}, δ = {p['delta']:g}, {p['trials']} trials, 95 % CI); "
         "dotted: upper bounds",
-        fontsize=10,
+        log_base=None,
     )
 
 

@@ -26,8 +26,7 @@ from trilemma.reproduce._mean_estimation import (
     COMMON,
     band,
     calibration_holds,
-    draw_errors,
-    legend_below,
+    draw_panels,
     measure,
     panels,
     point,
@@ -100,24 +99,16 @@ def _compute(settings: Settings) -> FigureData:
 
 
 def _plot(data: FigureData, canvas: MatplotlibFigure) -> None:
-    rows = data.rows
     p = data.parameters
-    axes_list = canvas.subplots(1, 2, sharey=True)
-    for axes, panel in zip(axes_list, p["panels"], strict=True):
-        mine = [r for r in rows if r["n"] == panel["n"]]
-        draw_errors(axes, mine, "d")
-        axes.set_xscale("log", base=2)
-        axes.set_yscale("log")
-        axes.set_xlabel("dimension d")
-        axes.set_title(
-            f"n = {panel['n']}, f = {panel['f']} Byzantine (strongest attack)", fontsize=9
-        )
-    axes_list[0].set_ylabel("error ‖F − x̄_H‖² / (d s²/h)")
-    legend_below(canvas, axes_list[0])
-    canvas.suptitle(
-        f"Error relative to the honest average vs d (m = {p['m']}, ε = {p['epsilon']:g}, "
+    draw_panels(
+        canvas,
+        data,
+        "d",
+        xlabel="dimension d",
+        ylabel="error ‖F − x̄_H‖² / (d s²/h)",
+        title=f"Error relative to the honest average vs d (m = {p['m']}, ε = {p['epsilon']:g}, "
         f"δ = {p['delta']:g}, {p['trials']} trials, 95 % CI); dotted: upper bounds",
-        fontsize=10,
+        log_base=2,
     )
 
 

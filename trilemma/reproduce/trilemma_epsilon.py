@@ -21,8 +21,7 @@ from trilemma.reproduce._mean_estimation import (
     COMMON,
     band,
     calibration_holds,
-    draw_errors,
-    legend_below,
+    draw_panels,
     measure,
     panels,
     point,
@@ -83,30 +82,20 @@ def _compute(settings: Settings) -> FigureData:
 
 
 def _plot(data: FigureData, canvas: MatplotlibFigure) -> None:
-    rows = data.rows
     p = data.parameters
-    axes_list = canvas.subplots(1, 2, sharey=True)
-    for axes, panel in zip(axes_list, p["panels"], strict=True):
-        draw_errors(
-            axes,
-            [r for r in rows if r["n"] == panel["n"]],
-            "epsilon",
-            lower_until=p["epsilon_range"],
-        )
-        axes.axvspan(p["epsilon_range"], max(p["epsilon"]) * 1.2, color="0.85", alpha=0.5, lw=0)
-        axes.set_xscale("log", base=2)
-        axes.set_yscale("log")
-        axes.set_xlabel(f"per-worker ε (δ = {p['delta']:g}); shaded: ε > 1")
-        axes.set_title(
-            f"n = {panel['n']}, f = {panel['f']} Byzantine (strongest attack)", fontsize=9
-        )
-    axes_list[0].set_ylabel("error ‖F − x̄_H‖² / (d s²/h)")
-    legend_below(canvas, axes_list[0])
-    canvas.suptitle(
-        f"Error relative to the honest average vs ε (d = {p['d']}, m = {p['m']}, "
+    axes_list = draw_panels(
+        canvas,
+        data,
+        "epsilon",
+        xlabel=f"per-worker ε (δ = {p['delta']:g}); shaded: ε > 1",
+        ylabel="error ‖F − x̄_H‖² / (d s²/h)",
+        title=f"Error relative to the honest average vs ε (d = {p['d']}, m = {p['m']}, "
         f"{p['trials']} trials, 95 % CI); dotted: upper bounds",
-        fontsize=10,
+        log_base=2,
+        lower_until=p["epsilon_range"],
     )
+    for axes in axes_list:
+        axes.axvspan(p["epsilon_range"], max(p["epsilon"]) * 1.2, color="0.85", alpha=0.5, lw=0)
 
 
 register(

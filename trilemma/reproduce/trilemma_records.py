@@ -24,8 +24,7 @@ from trilemma.reproduce._figure import Figure, FigureData, Settings, register
 from trilemma.reproduce._mean_estimation import (
     COMMON,
     calibration_holds,
-    draw_errors,
-    legend_below,
+    draw_panels,
     measure,
     panels,
     point,
@@ -97,23 +96,16 @@ def _compute(settings: Settings) -> FigureData:
 
 
 def _plot(data: FigureData, canvas: MatplotlibFigure) -> None:
-    rows = data.rows
     p = data.parameters
-    axes_list = canvas.subplots(1, 2, sharey=True)
-    for axes, panel in zip(axes_list, p["panels"], strict=True):
-        draw_errors(axes, [r for r in rows if r["n"] == panel["n"]], "m", relative=False)
-        axes.set_xscale("log")
-        axes.set_yscale("log")
-        axes.set_xlabel("records per worker m")
-        axes.set_title(
-            f"n = {panel['n']}, f = {panel['f']} Byzantine (strongest attack)", fontsize=9
-        )
-    axes_list[0].set_ylabel("squared error ‖F − x̄_H‖² (records of norm C = 1)")
-    legend_below(canvas, axes_list[0])
-    canvas.suptitle(
-        f"Error vs records per worker (d = {p['d']}, ε = {p['epsilon']:g}, δ = {p['delta']:g}, "
-        f"{p['trials']} trials, 95 % CI); dotted: upper bounds",
-        fontsize=10,
+    draw_panels(
+        canvas,
+        data,
+        "m",
+        xlabel="records per worker m",
+        ylabel="squared error ‖F − x̄_H‖² (records of norm C = 1)",
+        title=f"Error vs records per worker (d = {p['d']}, ε = {p['epsilon']:g}, "
+        f"δ = {p['delta']:g}, {p['trials']} trials, 95 % CI); dotted: upper bounds",
+        relative=False,
     )
 
 
