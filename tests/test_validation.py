@@ -34,3 +34,18 @@ def test_int_and_choice():
         check_int("k", 2.0)
     with pytest.raises(ValueError, match="choose one of: 'a', 'b'"):
         check_choice("mode", "c", ("a", "b"))
+
+
+def test_check_workers_is_the_one_worker_count_rule():
+    from trilemma._validation import check_workers
+
+    assert check_workers(n=10, f=4) == (10, 4)
+    assert check_workers(n=1, f=0) == (1, 0)
+    with pytest.raises(ValueError, match=r"^f=5 must satisfy 2f < n=10$"):
+        check_workers(n=10, f=5)
+    with pytest.raises(ValueError, match=r"^f=3 must satisfy 2f < n = 6 \(h=3\)$"):
+        check_workers(n=6, f=3, n_text="n = 6", detail=" (h=3)")
+    with pytest.raises(ValueError, match="f=-1 must be an integer"):
+        check_workers(n=10, f=-1)
+    with pytest.raises(TypeError, match="n must be an integer"):
+        check_workers(n=10.0, f=1)

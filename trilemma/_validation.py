@@ -12,7 +12,7 @@ import math
 import numbers
 from collections.abc import Iterable
 
-__all__ = ["check_choice", "check_int", "check_real"]
+__all__ = ["check_choice", "check_int", "check_real", "check_workers"]
 
 
 def _interval(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
@@ -122,3 +122,45 @@ def check_choice(name: str, value: object, choices: Iterable[str]) -> str:
         listed = ", ".join(repr(option) for option in options)
         raise ValueError(f"{name}={value!r} is not valid; choose one of: {listed}")
     return str(value)
+
+
+def check_workers(
+    *, n: object, f: object, n_text: str | None = None, detail: str = ""
+) -> tuple[int, int]:
+    """Return ``(n, f)`` after checking 1 ≤ n, 0 ≤ f and 2f < n (a Byzantine minority).
+
+    The one place of the worker-count rule of robust aggregation: with f Byzantine workers out
+    of n, no rule can tell the honest majority apart unless 2f < n (Allouah et al., AISTATS
+    2023, arXiv:2302.01772, Section 2) [R].
+
+    Parameters
+    ----------
+    n, f : int
+        Workers in all and Byzantine workers among them.
+    n_text : str, optional
+        How the message writes n (default ``"n={n}"``), e.g. ``"n = workers + f = 20"``.
+    detail : str
+        Appended to the message, e.g. ``" (h=5 honest workers)"``.
+
+    Raises
+    ------
+    TypeError
+        If ``n`` or ``f`` is not an integer.
+    ValueError
+        If n < 1, f < 0 or 2f ≥ n.
+
+    Examples
+    --------
+    >>> check_workers(n=10, f=4)
+    (10, 4)
+    >>> check_workers(n=9, f=5)
+    Traceback (most recent call last):
+    ...
+    ValueError: f=5 must satisfy 2f < n=9
+    """
+    n_int = check_int("n", n, low=1)
+    f_int = check_int("f", f, low=0)
+    if 2 * f_int >= n_int:
+        where = f"n={n_int}" if n_text is None else n_text
+        raise ValueError(f"f={f_int} must satisfy 2f < {where}{detail}")
+    return n_int, f_int

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from trilemma.aggregators import Aggregator, available, get
+from trilemma.aggregators import Aggregator, available, get, register
 
 # (name, parameters, n, f) — sizes each rule accepts; MDA/SMEA enumerate subsets, kept small
 RULES = [
@@ -187,3 +187,45 @@ def test_bucketing_partitions_the_workers():
     torch.testing.assert_close(members, members.round())
     torch.testing.assert_close(members.sum(dim=1), torch.ones(4, n, dtype=torch.float64))
     assert not torch.equal(members[0], members[1])  # each batch element has its own shuffle
+
+
+@pytest.fixture
+def user_rule():
+    """A rule registered the way a user would, removed from the registry afterwards."""
+    from trilemma.aggregators import registry
+
+    @register("lower-median")
+    class LowerMedian(Aggregator):
+        """Coordinate-wise lower median (NaN sorts last, so ≤ f garbage rows never win)."""
+
+        name = "lower-median"
+
+        def _aggregate(self, x):
+            return x.sort(dim=-2).values[..., (x.shape[-2] - 1) // 2, :]
+
+    yield "lower-median"
+    registry._REGISTRY.pop("lower-median")
+
+
+def test_a_rule_registered_by_a_user_goes_through_the_contract(user_rule):
+    assert user_rule in available("rules") and isinstance(get(user_rule, f=2), Aggregator)
+    case = (user_rule, {}, 7, 2)
+    for dtype in (torch.float32, torch.float64):
+        test_shape_dtype_and_numpy(*case, dtype)
+        for kind in GARBAGE:
+            test_byzantine_garbage(*case, kind, dtype)
+    test_batched_equals_looped(*case)
+    test_permutation_invariance(*case)
+    test_f_zero(*case)
+    test_too_many_byzantine_workers(*case)
+    x = sample((7, 3), seed=7)
+    torch.testing.assert_close(get(user_rule, f=2)(x), x.sort(dim=0).values[3])
+
+
+def test_register_refuses_taken_and_malformed_names():
+    with pytest.raises(ValueError, match="name='cwtm' is already registered"):
+        register("cwtm")(Aggregator)
+    with pytest.raises(ValueError, match="lower-case name without '>>'"):
+        register("nnm>>x")
+    with pytest.raises(TypeError, match="needs a class or a callable"):
+        register("not-callable")(3)

@@ -135,3 +135,77 @@ def test_non_finite_parameters_are_rejected(name, param, value):
 def test_parameters_are_keyword_only():
     with pytest.raises(TypeError):
         attacks.FOE(0.5)
+
+
+def test_resolve_builds_the_line_search_attacks_against_the_rule():
+    grid = torch.tensor([0.0, 1.0, 4.0], dtype=torch.float64)
+    built = attacks.resolve("optimal_foe", rule=_mean_rule, candidates=grid)
+    assert isinstance(built, attacks.OptimalFOE) and built.rule is _mean_rule
+    torch.testing.assert_close(built.candidates, grid)
+    default = attacks.resolve("optimal_alie", rule=_mean_rule)
+    torch.testing.assert_close(default.candidates, attacks.default_candidates())
+    assert attacks.resolve("ipm", rule=_mean_rule) == attacks.FOE()
+
+
+def test_resolve_strongest_is_the_worse_of_optimal_alie_and_shift():
+    grid = [0.5, 3.0]
+    strongest = attacks.resolve("strongest", rule=_mean_rule, candidates=grid)
+    assert isinstance(strongest, attacks.Strongest)
+    assert [type(a) for a in strongest.attacks] == [attacks.OptimalALIE, attacks.OptimalShift]
+    honest = _honest((5, 6, 3), seed=3)
+    by_hand = attacks.Strongest(
+        rule=_mean_rule,
+        attacks=(
+            attacks.OptimalALIE(rule=_mean_rule, candidates=grid),
+            attacks.OptimalShift(rule=_mean_rule, candidates=grid),
+        ),
+    )
+    torch.testing.assert_close(strongest(honest, 2), by_hand(honest, 2), rtol=0, atol=0)
+
+
+def test_resolve_passes_through_and_names_label_flipping():
+    attack = attacks.SignFlipping()
+    assert attacks.resolve(attack, rule=_mean_rule) is attack
+    assert attacks.resolve(None, rule=_mean_rule) is None
+    flipping = attacks.resolve(attacks.LABEL_FLIPPING, rule=_mean_rule)
+    assert isinstance(flipping, attacks.LabelFlipping)
+    assert flipping.flip(torch.tensor([0, 1, 4]), 5).tolist() == [4, 3, 0]
+
+
+def test_resolve_errors_name_the_argument():
+    with pytest.raises(ValueError, match=r"attack='strongest' is not valid; choose one of: 'alie'"):
+        attacks.resolve("strongest", rule=_mean_rule, choices=("alie",))
+    with pytest.raises(ValueError, match=r"attack='krum' is not valid.*'label_flipping'"):
+        attacks.resolve("krum", rule=_mean_rule)
+    with pytest.raises(TypeError, match="attack must be a name, an Attack or None, got int"):
+        attacks.resolve(3, rule=_mean_rule)
+
+
+def test_a_registered_attack_needing_the_rule_gets_it():
+    from trilemma.attacks import registry
+
+    @attacks.register("away-from-rule", needs_rule=True)
+    class AwayFromRule(attacks.Attack):
+        def __init__(self, rule, candidates=None):
+            self.rule, self.candidates = rule, candidates
+
+        def _forward(self, honest, f):
+            return (
+                (2 * honest.mean(dim=-2) - self.rule(honest))
+                .unsqueeze(-2)
+                .expand(*honest.shape[:-2], f, honest.shape[-1])
+            )
+
+    try:
+        built = attacks.resolve("away-from-rule", rule=_mean_rule, candidates=[1.0])
+        assert built.rule is _mean_rule and built.candidates == [1.0]
+        assert "away-from-rule" in attacks.available()
+        honest = _honest((4, 3))
+        torch.testing.assert_close(built(honest, 2), honest.mean(dim=0).expand(2, 3))
+        with pytest.raises(ValueError, match="name='away-from-rule' is already registered"):
+            attacks.register("away-from-rule")(AwayFromRule)
+        with pytest.raises(ValueError, match="name='strongest' is already registered"):
+            attacks.register("strongest")(AwayFromRule)
+    finally:
+        registry._REGISTRY.pop("away-from-rule")
+        registry._NEEDS_RULE.discard("away-from-rule")

@@ -6,11 +6,11 @@ but :class:`Mean` returns a finite aggregate (``rule.finite_under_garbage``).
 """
 
 from trilemma.aggregators._base import Aggregator, Compose, PreAggregator, as_vectors
-from trilemma.aggregators._registry import available, get
 from trilemma.aggregators.coordinatewise import CWTM, CWMed, Meamed, Mean
 from trilemma.aggregators.distance import MDA, Bulyan, Krum, MoNNA, MultiKrum, krum_scores
 from trilemma.aggregators.iterative import CenteredClipping, GeometricMedian
 from trilemma.aggregators.preaggregation import ARC, NNM, Bucketing, Clipping
+from trilemma.aggregators.registry import available, get, register
 from trilemma.aggregators.robustness import empirical_kappa, empirical_spectral_kappa
 from trilemma.aggregators.spectral import CAF, SMEA, top_scatter_eigenvalue
 
@@ -41,5 +41,6 @@ __all__ = [
     "empirical_spectral_kappa",
     "get",
     "krum_scores",
+    "register",
     "top_scatter_eigenvalue",
 ]

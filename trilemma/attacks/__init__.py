@@ -12,12 +12,14 @@ Randomness only comes from an explicit ``torch.Generator``. Build attacks direct
 tensor([[-2., -4.]])
 
 Label flipping changes the data, not the vectors: the runner applies :func:`flip_labels`.
+:func:`resolve` turns a name (including ``"strongest"`` and ``"label_flipping"``) or an attack
+into what the Byzantine workers do against a given rule; :func:`register` adds an attack.
 """
 
 from trilemma.attacks._base import Attack, Rule
 from trilemma.attacks.alie import ALIE, alie_z_max
 from trilemma.attacks.degenerate import HugeAttack, InfAttack, NaNAttack
-from trilemma.attacks.label_flipping import flip_labels
+from trilemma.attacks.label_flipping import LabelFlipping, flip_labels
 from trilemma.attacks.mean_based import FOE, SignFlipping
 from trilemma.attacks.mimic import Mimic
 from trilemma.attacks.noise import GaussianAttack
@@ -29,16 +31,19 @@ from trilemma.attacks.optimal import (
     Strongest,
     default_candidates,
 )
-from trilemma.attacks.registry import available, get
+from trilemma.attacks.registry import LABEL_FLIPPING, STRONGEST, available, get, register, resolve
 from trilemma.attacks.shift import ShiftAttack, top_principal_direction
 
 __all__ = [
     "ALIE",
     "FOE",
+    "LABEL_FLIPPING",
+    "STRONGEST",
     "Attack",
     "GaussianAttack",
     "HugeAttack",
     "InfAttack",
+    "LabelFlipping",
     "LineSearchResult",
     "Mimic",
     "NaNAttack",
@@ -54,5 +59,7 @@ __all__ = [
     "default_candidates",
     "flip_labels",
     "get",
+    "register",
+    "resolve",
     "top_principal_direction",
 ]

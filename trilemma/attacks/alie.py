@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from scipy.special import ndtri
 
-from trilemma._validation import check_int, check_real
+from trilemma._validation import check_real, check_workers
 from trilemma.attacks._base import Attack, replicate
 
 __all__ = ["ALIE", "alie_z_max"]
@@ -61,10 +61,7 @@ def alie_z_max(*, n: int, f: int) -> float:
     Baruch, Baruch, Goldberg, "A Little Is Enough: Circumventing Defenses For Distributed
     Learning", NeurIPS 2019, arXiv:1902.06156 (s and z_max as defined there).
     """
-    n = check_int("n", n, low=1)
-    f = check_int("f", f, low=0)
-    if 2 * f >= n:
-        raise ValueError(f"f={f} must satisfy 2f < n={n}")
+    n, f = check_workers(n=n, f=f)
     s = math.floor(n / 2 + 1) - f
     return float(ndtri((n - s) / n))
 

@@ -2,18 +2,20 @@
 
 The gradients themselves need the model and the data, so they belong to the training runner
 (:mod:`trilemma.dgd`). This module provides the label map that runner applies to a Byzantine
-worker's batch before its forward/backward pass: y ↦ K − 1 − y.
+worker's batch before its forward/backward pass: y ↦ K − 1 − y, and :class:`LabelFlipping`,
+what :func:`trilemma.attacks.resolve` answers for ``"label_flipping"``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from trilemma._validation import check_int
 
-__all__ = ["flip_labels"]
+__all__ = ["LabelFlipping", "flip_labels"]
 
 
 def flip_labels(y: Any, num_classes: int, *, validate: bool = True) -> torch.Tensor:
@@ -65,3 +67,25 @@ def flip_labels(y: Any, num_classes: int, *, validate: bool = True) -> torch.Ten
             first = int(labels[bad].flatten()[0])
             raise ValueError(f"y contains label {first}; labels must lie in [0, {k - 1}]")
     return (k - 1) - labels
+
+
+@dataclass(frozen=True)
+class LabelFlipping:
+    """Data poisoning by label flipping: the Byzantine workers send honest gradients computed on
+    data whose labels went through :func:`flip_labels` (Allouah et al., AISTATS 2023,
+    arXiv:2302.01772, attack "LF").
+
+    Not an :class:`~trilemma.attacks.Attack` (which maps honest vectors to Byzantine ones): the
+    caller that holds the data applies it, e.g. :class:`trilemma.dgd.RobustDGD` to the data of
+    its first f honest workers.
+
+    Examples
+    --------
+    >>> import torch
+    >>> LabelFlipping().flip(torch.tensor([0, 2]), 3)
+    tensor([2, 0])
+    """
+
+    def flip(self, y: Any, num_classes: int) -> torch.Tensor:
+        """Labels y ↦ K − 1 − y (:func:`flip_labels`)."""
+        return flip_labels(y, num_classes)

@@ -30,7 +30,7 @@ from typing import Literal
 import torch
 
 from trilemma import aggregators, attacks
-from trilemma._validation import check_choice, check_int, check_real
+from trilemma._validation import check_choice, check_int, check_real, check_workers
 from trilemma.accountants import calibrate_gaussian
 from trilemma.estimators.data import check_records
 
@@ -179,10 +179,7 @@ class DistributedMeanEstimation:
     _multiplier: float = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        n = check_int("n", self.n, low=1)
-        f = check_int("f", self.f, low=0)
-        if 2 * f >= n:
-            raise ValueError(f"f={f} must satisfy 2f < n={n}")
+        _, f = check_workers(n=self.n, f=self.f)
         check_real("clip", self.clip, low=0, low_open=True)
         privacy = check_choice("privacy", self.privacy, PRIVACY_MODELS)
         multiplier = 0.0
@@ -210,25 +207,14 @@ class DistributedMeanEstimation:
             raise ValueError("privacy='central' is the trusted-server baseline: use attack=None")
         if f == 0:
             raise ValueError(f"attack={self.attack!r} needs f >= 1 Byzantine workers, got f=0")
-        if isinstance(self.attack, attacks.Attack):
-            return self.attack
-        if not isinstance(self.attack, str):
-            raise TypeError(
-                f"attack must be a name, an Attack or None, got {type(self.attack).__name__}"
-            )
-        grid = torch.tensor(STRONGEST_GRID, dtype=torch.float64)
-        if self.attack == "strongest":
-            return attacks.Strongest(
-                rule=rule,
-                attacks=(
-                    attacks.OptimalALIE(rule=rule, candidates=grid),
-                    attacks.OptimalShift(rule=rule, candidates=grid),
-                ),
-            )
-        check_choice("attack", self.attack, ("strongest", *attacks.available()))
-        if self.attack.startswith("optimal_"):
-            return attacks.get(self.attack, rule=rule, candidates=grid)
-        return attacks.get(self.attack)
+        resolved = attacks.resolve(
+            self.attack,
+            rule=rule,
+            candidates=torch.tensor(STRONGEST_GRID, dtype=torch.float64),
+            choices=(attacks.STRONGEST, *attacks.available()),
+        )
+        assert not isinstance(resolved, attacks.LabelFlipping)  # not among the choices
+        return resolved
 
     @property
     def byzantine(self) -> int:
