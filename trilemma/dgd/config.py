@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from trilemma import aggregators
-from trilemma._validation import check_choice, check_int, check_real
+from trilemma._validation import check_choice, check_int, check_real, check_workers
 from trilemma.dgd.data import SPLITS
 from trilemma.dgd.runner import ATTACKS
 
@@ -166,10 +166,8 @@ class RunConfig:
         check_int("hidden", self.hidden, low=1)
         check_real("ridge", self.ridge, low=0)
         f = check_int("f", self.f, low=0)
-        if 2 * f >= self.workers + f:
-            raise ValueError(
-                f"f={f} must satisfy 2f < n = workers + f = {self.workers + f}, i.e. f < workers"
-            )
+        n = self.workers + f
+        check_workers(n=n, f=f, n_text=f"n = workers + f = {n}", detail=", i.e. f < workers")
         try:
             aggregators.get(self.rule, f=f)
         except (ValueError, TypeError) as error:

@@ -27,13 +27,13 @@ from dataclasses import dataclass
 import torch
 
 from trilemma import aggregators, attacks
-from trilemma._validation import check_choice, check_int, check_real
+from trilemma._validation import check_int, check_real, check_workers
 from trilemma.dgd.problems import Problem
 
 __all__ = ["ATTACKS", "RobustDGD", "RunState", "Shard", "StepRecord", "Trajectory", "robust_dgd"]
 
 Rule = Callable[[torch.Tensor], torch.Tensor]
-LABEL_FLIPPING = "label_flipping"
+LABEL_FLIPPING = attacks.LABEL_FLIPPING
 ATTACKS: tuple[str, ...] = tuple(sorted((*attacks.available(), LABEL_FLIPPING)))
 """Attack names the runner takes: :func:`trilemma.attacks.available` and ``"label_flipping"``
 (the optimal line-search attacks are built against the run's rule)."""
@@ -156,11 +156,9 @@ class RobustDGD:
     ) -> None:
         self.problem = problem
         self.f = check_int("f", f, low=0)
-        n = problem.workers + self.f
-        if 2 * self.f >= n:
-            raise ValueError(
-                f"f={self.f} must satisfy 2f < n={n} (h={problem.workers} honest workers)"
-            )
+        check_workers(
+            n=problem.workers + self.f, f=self.f, detail=f" (h={problem.workers} honest workers)"
+        )
         self.lr = check_real("lr", lr, low=0, low_open=True)
         aggregate = aggregators.get(rule, f=self.f) if isinstance(rule, str) else rule
         if not callable(aggregate):
@@ -170,18 +168,11 @@ class RobustDGD:
             raise ValueError("f > 0 needs an attack: say what the Byzantine workers send")
         self.flipped: Problem | None = None
         self.attack: attacks.Attack | None = None
-        if isinstance(attack, str):
-            name = check_choice("attack", attack, ATTACKS)
-            if name == LABEL_FLIPPING:
-                self.flipped = _label_flipped(problem, self.f)
-            elif name.startswith("optimal_"):
-                self.attack = attacks.get(name, rule=aggregate)
-            else:
-                self.attack = attacks.get(name)
-        elif attack is not None:
-            if not isinstance(attack, attacks.Attack):
-                raise TypeError(f"attack must be a name or an Attack, got {type(attack).__name__}")
-            self.attack = attack
+        resolved = attacks.resolve(attack, rule=aggregate, choices=ATTACKS)
+        if isinstance(resolved, attacks.LabelFlipping):
+            self.flipped = _label_flipped(problem, self.f)
+        else:
+            self.attack = resolved
         m = problem.features.shape[1]
         self.batch_size = (
             None if batch_size is None else check_int("batch_size", batch_size, low=1, high=m)
