@@ -19,20 +19,43 @@ draws b = 8 of its examples without replacement, takes the mean gradient, clips 
 The loop consumes the random numbers in the runner's order (batch keys, local noise, secrets,
 from one generator with the same seed), so both reach the same θ_T: the table reports the
 largest |θ_T − θ_T(trilemma)|. float64 on the CPU; rates are rounds per second over the best of
-``--repeats`` runs after one untimed warm-up run of each side. The reference code
-(elfirdoussilab1/DECOR) is not timed: its rounds run inside its training script with data
-loaders and per-worker model objects, not as a callable round.
+``--repeats`` runs after one untimed warm-up run of each side.
+
+With ``--decor PATH`` (PATH: a working copy of github.com/elfirdoussilab1/DECOR, the directory
+holding its ``worker.py``; not part of this repository, and its ``misc`` needs pandas and
+matplotlib), a second table times the reference's own round as its
+``tuning_libsvm.py::train_decentralized`` runs it: for every node ``Worker.grad_descent(V[i],
+lr, weight_decay)`` (a batch from the node's shuffled DataLoader, the BCE gradient of its
+``models.libsvm_model`` — 123 inputs and a bias, P = 124 — clipped to C as a whole (user
+level), plus N(0, σ² I) and the sum of the node's row of the antisymmetric secrets), then for
+every node ``Worker.decentralized_learning(W[i], all_parameters)``. Its problem: the a9a
+training-set size split evenly (m = 32 561 // n examples per node, b = 64, momentum 0, weight
+decay 10⁻⁵, as in ``tuning_libsvm.py``), synthetic standard-normal features with labels from a
+random linear rule, W the Metropolis–Hastings matrix of the same torus. Against it,
+:class:`~trilemma.decentralized.DecentralizedSGD` runs the same m, b, C, σ, σ_cor, γ and graph
+on the same features with a constant column, as two-class softmax regression (P = 2 × 124 =
+248: our package's logistic regression; the reference's model has one output). What differs
+besides: the reference works in float32 and ours in float64; it draws its secrets once (V
+before the loop, reused every round, each scaled by σ_cor·w_ij) where ours draws a fresh
+N(0, σ_cor² w_jk I) per edge and round; it sums all n rows of V (zeros off the graph) and
+averages over all n nodes with W[i], O(n²P) per round, where ours touches only the edges; it
+reshuffles its DataLoader each epoch where ours draws a fresh batch each round; no ridge in
+ours. Random numbers come from different generators, so the trajectories are not compared.
+Each worker starts from its own copy of θ₀ = 0 (the training script hands all workers the
+server's one tensor, which its first in-place update then shares).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.metadata
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
+from types import ModuleType
 
 import torch
 
@@ -45,6 +68,7 @@ from bench_dgd import sibling  # the benchmarks' shared module loader
 
 GRAPHS = {16: "torus:4x4", 256: "torus:16x16"}
 PER_NODE, BATCH, FEATURES, CLIP, LR, SIGMA, SIGMA_COR = 16, 8, 30, 1.0, 0.05, 0.5, 2.0
+A9A_TRAIN, A9A_FEATURES, DECOR_BATCH, DECOR_WEIGHT_DECAY = 32561, 123, 64, 1e-5
 
 
 def make_problem(nodes: int) -> SoftmaxRegression:
@@ -126,6 +150,110 @@ def best_rate(
     return steps / best, result
 
 
+def load_decor(path: str) -> tuple[ModuleType, ModuleType, ModuleType]:
+    """Import the DECOR reference's ``worker``, ``misc`` and ``models`` from ``path``."""
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    return tuple(importlib.import_module(name) for name in ("worker", "misc", "models"))
+
+
+def a9a_like(nodes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features ``(n, m, 123)`` and 0/1 labels ``(n, m)``, m = 32 561 // n (seed 0), float64."""
+    generator = torch.Generator().manual_seed(0)
+    m = A9A_TRAIN // nodes
+    x = torch.randn(nodes, m, A9A_FEATURES, generator=generator, dtype=torch.float64)
+    rule = torch.randn(A9A_FEATURES, generator=generator, dtype=torch.float64)
+    return x, (x @ rule > 0).long()
+
+
+def decor_workers(
+    decor: tuple[ModuleType, ...], nodes: int
+) -> tuple[list, torch.Tensor, torch.Tensor]:
+    """The reference's Workers on :func:`a9a_like` data, its secrets V ``(n, n, 124)``, W."""
+    worker, misc, _ = decor
+    x, y = a9a_like(nodes)
+    misc.fix_seed(1)
+    w = torch.as_tensor(metropolis_hastings(as_topology(GRAPHS[nodes])), dtype=torch.float32)
+    workers = []
+    for i in range(nodes):
+        data = torch.utils.data.TensorDataset(x[i].float(), y[i].float())
+        loader = torch.utils.data.DataLoader(data, batch_size=DECOR_BATCH, shuffle=True)
+        node = worker.Worker(
+            train_data_loader=loader,
+            test_data_loader=loader,
+            batch_size=DECOR_BATCH,
+            model="libsvm_model",
+            loss="BCELoss",
+            momentum=0.0,
+            gradient_clip=CLIP,
+            sigma=SIGMA,
+            num_labels=2,
+            criterion="libsvm_topk",
+            num_evaluations=1,
+            device="cpu",
+            privacy="user",
+        )
+        node.flat_parameters = torch.zeros(node.model_size)
+        node.update_model_parameters()
+        workers.append(node)
+    secrets = torch.randn(nodes, nodes, workers[0].model_size) * SIGMA_COR
+    return workers, misc.to_antisymmetric(secrets, w, "cpu"), w
+
+
+def decor_rounds(workers: list, secrets: torch.Tensor, w: torch.Tensor, steps: int) -> None:
+    """``steps`` rounds of the reference's loop (``tuning_libsvm.py::train_decentralized``)."""
+    for _ in range(steps):
+        half = torch.stack(
+            [
+                node.grad_descent(secrets[i], lr=LR, weight_decay=DECOR_WEIGHT_DECAY)
+                for i, node in enumerate(workers)
+            ]
+        )
+        for i, node in enumerate(workers):
+            node.decentralized_learning(weights=w[i], workers_parameters=half)
+
+
+def ours_a9a_like(nodes: int, steps: int) -> torch.Tensor:
+    """θ_T of the batched runner on :func:`a9a_like` data, the reference's m, b, C, σ, σ_cor, γ."""
+    x, y = a9a_like(nodes)
+    features = torch.cat([x, torch.ones(*x.shape[:2], 1, dtype=torch.float64)], dim=-1)
+    problem = SoftmaxRegression(features, y, classes=2)
+    algorithm = DecentralizedSGD(
+        problem,
+        GRAPHS[nodes],
+        lr=LR,
+        batch_size=DECOR_BATCH,
+        clip=CLIP,
+        clipping="node",
+        sigma=SIGMA,
+        sigma_cor=SIGMA_COR,
+    )
+    state = algorithm.start(torch.zeros(problem.dimension, dtype=torch.float64))
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(steps):
+        state, _ = algorithm.step(state, generator, measure=False)
+    return state.theta
+
+
+def decor_table(path: str, sizes: Sequence[int], steps: int, repeats: int) -> None:
+    """Print the table of trilemma's runner against the DECOR reference's round."""
+    decor = load_decor(path)
+    print(f"\n## Against the DECOR reference ({path}), T = {steps} rounds, best of {repeats}")
+    print(f"b = {DECOR_BATCH}; reference float32, P = 124; trilemma float64, P = 248\n")
+    print(
+        "| nodes | graph | m per node | trilemma rounds/s | DECOR reference rounds/s | speed-up |"
+    )
+    print("|---:|---|---:|---:|---:|---:|")
+    for nodes in sizes:
+        rate, _ = best_rate(partial(ours_a9a_like, nodes, steps), steps, repeats)
+        workers, secrets, w = decor_workers(decor, nodes)
+        reference, _ = best_rate(partial(decor_rounds, workers, secrets, w, steps), steps, repeats)
+        print(
+            f"| {nodes} | {GRAPHS[nodes]} | {A9A_TRAIN // nodes} | {rate:,.0f} | "
+            f"{reference:,.1f} | {rate / reference:.2f}× |"
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print a markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -134,7 +262,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=16, help="S of the batched run (16)")
     parser.add_argument("--nodes", default="16,256", help="comma-separated subset of 16,256")
     parser.add_argument("--quick", action="store_true", help="5 rounds, 1 repeat: a smoke run")
+    parser.add_argument("--decor", metavar="PATH", help="directory holding DECOR's worker.py")
     args = parser.parse_args(argv)
+    if args.decor and not os.path.isfile(os.path.join(args.decor, "worker.py")):
+        parser.error(f"--decor {args.decor!r} has no worker.py")
     steps, repeats = (5, 1) if args.quick else (args.steps, args.repeats)
     sizes = [int(v) for v in args.nodes.split(",")]
     if steps < 1 or repeats < 1 or args.seeds < 1 or not set(sizes) <= set(GRAPHS):
@@ -162,6 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"| {nodes} | {graph} | {rate:,.0f} | {batched * args.seeds:,.0f} (S = {args.seeds}) "
             f"| {loop_rate:,.1f} | {rate / loop_rate:,.0f}× | {diff:.1e} |"
         )
+    if args.decor:
+        decor_table(args.decor, sizes, steps, repeats)
     print(
         f"\nTotal wall time: {time.perf_counter() - start:.1f} s; "
         f"1-min load average at end: {os.getloadavg()[0]:.2f}"
