@@ -35,14 +35,15 @@ random linear rule, W the Metropolis–Hastings matrix of the same torus. Agains
 :class:`~trilemma.decentralized.DecentralizedSGD` runs the same m, b, C, σ, σ_cor, γ and graph
 on the same features with a constant column, as two-class softmax regression (P = 2 × 124 =
 248: our package's logistic regression; the reference's model has one output). What differs
-besides: the reference works in float32 and ours in float64; it draws its secrets once (V
-before the loop, reused every round, each scaled by σ_cor·w_ij) where ours draws a fresh
-N(0, σ_cor² w_jk I) per edge and round; it sums all n rows of V (zeros off the graph) and
-averages over all n nodes with W[i], O(n²P) per round, where ours touches only the edges; it
-reshuffles its DataLoader each epoch where ours draws a fresh batch each round; no ridge in
-ours. Random numbers come from different generators, so the trajectories are not compared.
-Each worker starts from its own copy of θ₀ = 0 (the training script hands all workers the
-server's one tensor, which its first in-place update then shares).
+besides: the reference works in float32, ours in float64 (the first rows' precision) and, in
+a second column, float32; it draws its secrets once (V before the loop, reused every round,
+each scaled by σ_cor·w_ij) where ours draws a fresh N(0, σ_cor² w_jk I) per edge and round; it
+sums all n rows of V (zeros off the graph) and averages over all n nodes with W[i], O(n²P) per
+round, where ours touches only the edges and multiplies by W once; it reshuffles its DataLoader
+once per epoch where ours draws a fresh batch (b of m keys sorted) per node and round; ours has
+no weight decay. Random numbers come from different generators, so the trajectories are not
+compared. Each worker starts from its own copy of θ₀ = 0 (the training script hands all
+workers the server's one tensor, which the first in-place update then shares among them).
 """
 
 from __future__ import annotations
@@ -213,10 +214,12 @@ def decor_rounds(workers: list, secrets: torch.Tensor, w: torch.Tensor, steps: i
             node.decentralized_learning(weights=w[i], workers_parameters=half)
 
 
-def ours_a9a_like(nodes: int, steps: int) -> torch.Tensor:
-    """θ_T of the batched runner on :func:`a9a_like` data, the reference's m, b, C, σ, σ_cor, γ."""
+def ours_a9a_like(nodes: int, steps: int, dtype: torch.dtype) -> torch.Tensor:
+    """θ_T of the batched runner on :func:`a9a_like` data in ``dtype``, the reference's m, b,
+    C, σ, σ_cor, γ."""
     x, y = a9a_like(nodes)
     features = torch.cat([x, torch.ones(*x.shape[:2], 1, dtype=torch.float64)], dim=-1)
+    features = features.to(dtype)
     problem = SoftmaxRegression(features, y, classes=2)
     algorithm = DecentralizedSGD(
         problem,
@@ -228,7 +231,7 @@ def ours_a9a_like(nodes: int, steps: int) -> torch.Tensor:
         sigma=SIGMA,
         sigma_cor=SIGMA_COR,
     )
-    state = algorithm.start(torch.zeros(problem.dimension, dtype=torch.float64))
+    state = algorithm.start(torch.zeros(problem.dimension, dtype=dtype))
     generator = torch.Generator().manual_seed(1)
     for _ in range(steps):
         state, _ = algorithm.step(state, generator, measure=False)
@@ -239,18 +242,23 @@ def decor_table(path: str, sizes: Sequence[int], steps: int, repeats: int) -> No
     """Print the table of trilemma's runner against the DECOR reference's round."""
     decor = load_decor(path)
     print(f"\n## Against the DECOR reference ({path}), T = {steps} rounds, best of {repeats}")
-    print(f"b = {DECOR_BATCH}; reference float32, P = 124; trilemma float64, P = 248\n")
+    print(f"b = {DECOR_BATCH}; reference float32 with P = 124; trilemma P = 248\n")
     print(
-        "| nodes | graph | m per node | trilemma rounds/s | DECOR reference rounds/s | speed-up |"
+        "| nodes | graph | m per node | trilemma float64 rounds/s | trilemma float32 rounds/s | "
+        "DECOR reference rounds/s | speed-up float64 | speed-up float32 |"
     )
-    print("|---:|---|---:|---:|---:|---:|")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|")
     for nodes in sizes:
-        rate, _ = best_rate(partial(ours_a9a_like, nodes, steps), steps, repeats)
+        rate = {
+            dtype: best_rate(partial(ours_a9a_like, nodes, steps, dtype), steps, repeats)[0]
+            for dtype in (torch.float64, torch.float32)
+        }
         workers, secrets, w = decor_workers(decor, nodes)
         reference, _ = best_rate(partial(decor_rounds, workers, secrets, w, steps), steps, repeats)
+        double, single = rate[torch.float64], rate[torch.float32]
         print(
-            f"| {nodes} | {GRAPHS[nodes]} | {A9A_TRAIN // nodes} | {rate:,.0f} | "
-            f"{reference:,.1f} | {rate / reference:.2f}× |"
+            f"| {nodes} | {GRAPHS[nodes]} | {A9A_TRAIN // nodes} | {double:,.0f} | {single:,.0f} | "
+            f"{reference:,.1f} | {double / reference:.2f}× | {single / reference:.2f}× |"
         )
 
 
