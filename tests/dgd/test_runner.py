@@ -397,3 +397,23 @@ def test_degenerate_byzantine_vectors_never_make_a_run_non_finite(rule, attack):
 def test_the_mean_is_poisoned_by_a_nan():
     run = robust_dgd(_problem(seed=9, h=7), rule="mean", f=2, attack="nan", steps=2, lr=0.1)
     assert bool(torch.isnan(run.theta).all())
+
+
+def test_attack_names_resolve_to_the_attacks_built_by_hand():
+    problem = _problem(seed=4)
+    rule = aggregators.get("cwtm", f=1)
+
+    def run(attack):
+        return robust_dgd(problem, rule=rule, f=1, attack=attack, steps=4, lr=0.1).objective
+
+    # the line-search attacks are built against the run's rule with the default τ grid
+    torch.testing.assert_close(
+        run("optimal_alie"), run(attacks.OptimalALIE(rule=rule)), rtol=0, atol=0
+    )
+    from trilemma.attacks import registry
+
+    attacks.register("sign-flipping-copy")(attacks.SignFlipping)
+    try:  # registered after import: the runner still takes it
+        torch.testing.assert_close(run("sign-flipping-copy"), run("sign_flipping"), rtol=0, atol=0)
+    finally:
+        registry._REGISTRY.pop("sign-flipping-copy")

@@ -123,8 +123,9 @@ class RobustDGD:
     f : int
         Byzantine workers (n = h + f, 2f < n).
     attack : str, Attack or None
-        What the Byzantine workers send: one of :data:`ATTACKS` or an
-        :class:`~trilemma.attacks.Attack`. ``None`` with f > 0 is refused (say what they do).
+        What the Byzantine workers send: one of :data:`ATTACKS` (or an attack registered
+        since with :func:`trilemma.attacks.register`) or an :class:`~trilemma.attacks.Attack`.
+        ``None`` with f > 0 is refused (say what they do).
     lr : float
         Step size γ > 0 (1/L for the bounds of :mod:`trilemma.bounds.heterogeneity`).
     batch_size : int, optional
@@ -168,7 +169,9 @@ class RobustDGD:
             raise ValueError("f > 0 needs an attack: say what the Byzantine workers send")
         self.flipped: Problem | None = None
         self.attack: attacks.Attack | None = None
-        resolved = attacks.resolve(attack, rule=aggregate, choices=ATTACKS)
+        # read the registry now, not at import: attacks registered since are accepted too
+        names = sorted((*attacks.available(), LABEL_FLIPPING))
+        resolved = attacks.resolve(attack, rule=aggregate, choices=names)
         if isinstance(resolved, attacks.LabelFlipping):
             self.flipped = _label_flipped(problem, self.f)
         else:
