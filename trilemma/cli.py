@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
-import os
-import subprocess
 import sys
 import tomllib
 from collections.abc import Callable, Sequence
@@ -371,38 +369,16 @@ def _run(args: argparse.Namespace) -> Rows:
     import torch.distributed as dist
 
     from trilemma.dgd import train
-    from trilemma.dgd.distributed import initialize
+    from trilemma.dgd.distributed import initialize, launch, launched
 
     config = _run_config(args)  # checked here, before any process starts
     nproc = args.nproc
     if nproc < 1:
         raise ValueError(f"--nproc={nproc} must be an integer in [1, inf)")
-    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+    if nproc > 1 and not launched():
         if nproc > config.workers:
             raise ValueError(f"--nproc={nproc} exceeds the {config.workers} honest workers")
-        forwarded = [args.config] if args.config else []
-        forwarded += [f"--set={text}" for text in args.set]
-        forwarded += ["--out", args.out]
-        forwarded += ["--worker"]  # the ranks print nothing; this process reports
-        forwarded += [
-            flag
-            for flag, on in (("--resume", args.resume), ("--no-progress", args.no_progress))
-            if on
-        ]
-        command = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            f"--nproc_per_node={nproc}",
-            "-m",
-            "trilemma",
-            "run",
-            *forwarded,
-        ]
-        status = subprocess.run(command, check=False).returncode
-        if status:
-            raise ValueError(f"torchrun with {nproc} processes exited with status {status}")
+        launch(["run", *_rank_arguments(args)], nproc=nproc)
         folder = Path(args.out) / config.name
         return _final_rows(folder, read_csv(folder / "metrics.csv"), args.json)
     config = config.replace(device=initialize(config.device))
@@ -423,6 +399,16 @@ def _run(args: argparse.Namespace) -> Rows:
     return _final_rows(result.folder, result.rows, args.json)
 
 
+def _rank_arguments(args: argparse.Namespace) -> list[str]:
+    """The ``trilemma run`` arguments of every rank: the same run, printing nothing (this
+    process reports)."""
+    forwarded = [args.config] if args.config else []
+    forwarded += [f"--set={text}" for text in args.set]
+    forwarded += ["--out", args.out, "--worker"]
+    switches = (("--resume", args.resume), ("--no-progress", args.no_progress))
+    return forwarded + [flag for flag, on in switches if on]
+
+
 def _final_rows(folder: Path, rows: Rows, as_json: bool) -> Rows:
     """The metrics of the last logged step, one row per seed."""
     if not as_json:
@@ -432,7 +418,8 @@ def _final_rows(folder: Path, rows: Rows, as_json: bool) -> Rows:
     return [{k: row[k] for k in keys} for row in rows if row["step"] == last]
 
 
-def _check(args: argparse.Namespace) -> Rows:
+def _check(args: argparse.Namespace) -> tuple[Rows, int]:
+    """The reports as rows, and the exit status: 1 if a check found a counterexample."""
     from trilemma.proofs_checks import run_checks
 
     def show(report: CheckReport) -> None:
@@ -441,10 +428,10 @@ def _check(args: argparse.Namespace) -> Rows:
             print(f"{status} {report.name}  worst ratio {report.worst_ratio:.4g}", file=sys.stderr)
 
     reports = run_checks(args.group, budget=args.budget, seed=args.seed, progress=show)
-    args.failed = any(not report.passed for report in reports)
+    status = 1 if any(not report.passed for report in reports) else 0
     if args.json:
-        return [report.as_row() for report in reports]
-    return [
+        return [report.as_row() for report in reports], status
+    rows: Rows = [
         {
             "check": report.name,
             "result": "passed" if report.passed else "COUNTEREXAMPLE",
@@ -454,6 +441,7 @@ def _check(args: argparse.Namespace) -> Rows:
         }
         for report in reports
     ]
+    return rows, status
 
 
 def _add_secldp_options(parser: argparse.ArgumentParser) -> None:
@@ -637,16 +625,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         missing = [f"--{name}" for name in _REQUIRED[args.target] if getattr(args, name) is None]
         if missing:
             parser.error(f"calibrate {args.target} needs {', '.join(missing)}")
-    handler: Callable[[argparse.Namespace], Rows] = args.handler
+    handler: Callable[[argparse.Namespace], Rows | tuple[Rows, int]] = args.handler
     try:
-        rows = handler(args)
+        output = handler(args)
     except (ValueError, TypeError, FileExistsError, FileNotFoundError) as error:
         print(f"trilemma: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    rows, status = output if isinstance(output, tuple) else (output, 0)
     _print_rows(rows, args.json)
-    return 1 if getattr(args, "failed", False) else 0
+    return status
 
 
 if __name__ == "__main__":

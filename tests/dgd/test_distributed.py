@@ -13,7 +13,7 @@ import torch
 import torch.multiprocessing as mp
 
 from trilemma.dgd import RobustDGD, SoftmaxRegression, shard_bounds
-from trilemma.dgd.distributed import process_shard
+from trilemma.dgd.distributed import launch, launched, process_shard
 
 F64 = torch.float64
 SETTINGS = {
@@ -102,3 +102,15 @@ def test_trilemma_run_nproc_matches_one_process(tmp_path):
     for mine, theirs in zip(one["rows"], two["rows"], strict=True):
         assert mine.keys() == theirs.keys() and mine["step"] == theirs["step"]
         assert theirs["loss"] == pytest.approx(mine["loss"], rel=1e-10)
+
+
+def test_launch_reports_a_failed_group_and_launched_reads_the_environment(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert launched()
+    monkeypatch.delenv("WORLD_SIZE")
+    assert not launched()
+    with pytest.raises(ValueError, match="nproc"):
+        launch(["--version"], nproc=0)
+    # an unknown command makes every rank exit with status 2, and torchrun with it
+    with pytest.raises(ValueError, match="torchrun with 1 processes exited with status"):
+        launch(["no-such-command"], nproc=1)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from trilemma.dgd import RunConfig, build_experiment, robust_dgd, train
+from trilemma.dgd.runner import RunState
 from trilemma.reproduce import read_csv
 
 SMALL = {"workers": 4, "per_worker": 25, "steps": 12, "log_every": 3, "checkpoint_every": 5}
@@ -186,3 +187,27 @@ def test_the_example_configs_load_and_train(path, tmp_path):
 
 def test_there_are_example_configs():
     assert len(list(Path(__file__).parents[2].glob("examples/configs/*.toml"))) >= 3
+
+
+def test_a_run_state_checkpoint_round_trips(tmp_path):
+    theta = torch.arange(6, dtype=torch.float64).reshape(2, 3)
+    state = RunState(7, theta, honest_buffer=-theta, gradients=theta + 1)
+    path = state.save(tmp_path / "c.pt", config={"name": "x"}, rows=[{"step": 7}], elapsed=1.5)
+    assert path == tmp_path / "c.pt" and not list(tmp_path.glob(".*.tmp"))
+    saved = torch.load(path, weights_only=False)
+    assert list(saved) == [
+        "config",
+        "step",
+        "theta",
+        "honest_buffer",
+        "byzantine_buffer",
+        "rows",
+        "elapsed",
+    ]
+    loaded, rest = RunState.load(path)
+    assert (loaded.step, loaded.byzantine_buffer, loaded.gradients) == (7, None, None)
+    torch.testing.assert_close(loaded.theta, theta, rtol=0, atol=0)
+    torch.testing.assert_close(loaded.honest_buffer, -theta, rtol=0, atol=0)
+    assert rest == {"config": {"name": "x"}, "rows": [{"step": 7}], "elapsed": 1.5}
+    with pytest.raises(FileNotFoundError):
+        RunState.load(tmp_path / "missing.pt")

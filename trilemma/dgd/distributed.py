@@ -14,6 +14,9 @@ CUDA, where each rank takes the GPU ``LOCAL_RANK``.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist
@@ -21,7 +24,7 @@ import torch.distributed as dist
 from trilemma._validation import check_int
 from trilemma.dgd.runner import Shard
 
-__all__ = ["initialize", "process_shard", "shard_bounds"]
+__all__ = ["initialize", "launch", "launched", "process_shard", "shard_bounds"]
 
 
 def shard_bounds(workers: int, *, world_size: int, rank: int) -> tuple[int, int]:
@@ -73,3 +76,34 @@ def initialize(device: str) -> str:
         torch.cuda.set_device(torch.device(device))
     dist.init_process_group(backend="nccl" if cuda else "gloo")
     return device
+
+
+def launched() -> bool:
+    """Whether this process is a rank that ``torchrun`` started (``WORLD_SIZE`` is set)."""
+    return "WORLD_SIZE" in os.environ
+
+
+def launch(arguments: Sequence[str], *, nproc: int) -> None:
+    """Run ``python -m trilemma <arguments>`` as ``nproc`` processes under ``torchrun
+    --standalone`` (one machine) and wait for them; each joins the group with
+    :func:`initialize`.
+
+    Raises
+    ------
+    ValueError
+        If ``nproc`` < 1, or if the processes exit with a non-zero status.
+    """
+    nproc = check_int("nproc", nproc, low=1)
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "trilemma",
+        *arguments,
+    ]
+    status = subprocess.run(command, check=False).returncode
+    if status:
+        raise ValueError(f"torchrun with {nproc} processes exited with status {status}")

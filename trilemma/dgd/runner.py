@@ -21,12 +21,16 @@ from one generator whatever the slice, so a sharded run follows the single-proce
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 
 from trilemma import aggregators, attacks
+from trilemma._files import write_binary
 from trilemma._validation import check_int, check_real, check_workers
 from trilemma.dgd.problems import Problem
 
@@ -69,6 +73,55 @@ class RunState:
     honest_buffer: torch.Tensor | None = None
     byzantine_buffer: torch.Tensor | None = None
     gradients: torch.Tensor | None = None
+
+    def save(
+        self, path: str | os.PathLike[str], *, config: Mapping[str, Any], **extra: Any
+    ) -> Path:
+        """Write a checkpoint to ``path`` atomically (:func:`torch.save`).
+
+        It holds the run's ``config``, t, θ_t and the momentum buffers, then ``extra`` (what
+        else the next step needs, e.g. the generator state); ``gradients`` is a cache and is
+        left out.
+
+        Returns
+        -------
+        Path
+            ``path``.
+        """
+        checkpoint = {
+            "config": dict(config),
+            "step": self.step,
+            "theta": self.theta,
+            "honest_buffer": self.honest_buffer,
+            "byzantine_buffer": self.byzantine_buffer,
+            **extra,
+        }
+        return write_binary(path, lambda stream: torch.save(checkpoint, stream))
+
+    @classmethod
+    def load(
+        cls, path: str | os.PathLike[str], *, map_location: str | torch.device | None = None
+    ) -> tuple[RunState, dict[str, Any]]:
+        """Read a checkpoint written by :meth:`save`.
+
+        Returns
+        -------
+        (RunState, dict)
+            The state and the rest of the checkpoint: ``config`` and the ``extra`` keys.
+
+        Raises
+        ------
+        FileNotFoundError
+            If ``path`` does not exist.
+        """
+        rest = torch.load(path, map_location=map_location, weights_only=False)
+        state = cls(
+            rest.pop("step"),
+            rest.pop("theta"),
+            rest.pop("honest_buffer"),
+            rest.pop("byzantine_buffer"),
+        )
+        return state, rest
 
 
 @dataclass(frozen=True)

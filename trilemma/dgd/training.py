@@ -19,7 +19,6 @@ its shard of workers and rank 0 writes the files.
 
 from __future__ import annotations
 
-import datetime
 import math
 import time
 from collections.abc import Callable
@@ -31,9 +30,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-import trilemma
-from trilemma._device import check_device, device_name
-from trilemma._files import write_binary, write_csv, write_json
+from trilemma._device import check_device
+from trilemma._files import write_csv
+from trilemma._provenance import write_meta
 from trilemma.accountants import worker_noise_std
 from trilemma.dgd.config import RunConfig
 from trilemma.dgd.data import ClassificationData, load_classification, split_workers
@@ -230,77 +229,12 @@ def train(
     if not isinstance(config, RunConfig):
         raise TypeError(f"config must be a RunConfig, got {type(config).__name__}")
     distributed = dist.is_available() and dist.is_initialized()
-    writer = not distributed or dist.get_rank() == 0
-    folder = Path(out) / config.name
     experiment = build_experiment(config, distributed=distributed)
-    algorithm = experiment.algorithm
     generator = torch.Generator().manual_seed(config.seed)
-    checkpoint_path = folder / _CHECKPOINT
-    if resume:
-        if not checkpoint_path.is_file():
-            raise FileNotFoundError(f"resume=True but {checkpoint_path} does not exist")
-        saved = torch.load(checkpoint_path, map_location=algorithm.device, weights_only=False)
-        _check_resumable(RunConfig.from_mapping(saved["config"]), config)
-        generator.set_state(saved["generator"])
-        done = _Progress(
-            RunState(
-                saved["step"], saved["theta"], saved["honest_buffer"], saved["byzantine_buffer"]
-            ),
-            saved["rows"],
-            saved["window"],
-            saved["elapsed"],
-            saved["generator"],
-        )
-    else:
-        if checkpoint_path.exists():
-            raise FileExistsError(
-                f"{folder} already holds a run: pass resume=True (--resume) or another name"
-            )
-        state = algorithm.start(experiment.theta0)
-        done = _Progress(
-            state, _rows(experiment, state, window=None), None, 0.0, generator.get_state()
-        )
-    meta = {
-        "config": config.to_dict(),
-        "noise_std": experiment.noise_std,
-        "sigma_cor": 0.0 if config.graph is None else algorithm.runner.sigma_cor,
-        "world_size": dist.get_world_size() if distributed else 1,
-        "device_name": device_name(config.device),
-        "trilemma_version": trilemma.__version__,
-        "torch_version": torch.__version__,
-    }
-
-    def save(progress: _Progress, status: str) -> None:
-        if not writer:
-            return
-        state = progress.state
-        checkpoint = {
-            "config": config.to_dict(),
-            "step": state.step,
-            "theta": state.theta,
-            "honest_buffer": state.honest_buffer,
-            "byzantine_buffer": state.byzantine_buffer,
-            "generator": progress.generator,
-            "rows": progress.rows,
-            "window": progress.window,
-            "elapsed": progress.elapsed,
-        }
-        write_binary(checkpoint_path, lambda stream: torch.save(checkpoint, stream))
-        write_csv(folder / _METRICS, progress.rows)
-        speed = state.step / progress.elapsed if progress.elapsed > 0 else math.nan
-        write_json(
-            folder / _META,
-            meta
-            | {
-                "status": status,
-                "steps_done": state.step,
-                "wall_time_s": round(progress.elapsed, 3),
-                "steps_per_second": round(speed, 3),
-                "updated_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            },
-        )
-
-    save(done, "running" if done.state.step < config.steps else "finished")
+    folder = _RunFolder.of(config, experiment, Path(out) / config.name, distributed)
+    begin = folder.resume if resume else folder.start
+    done = begin(experiment, generator)
+    folder.save(done, "running" if done.state.step < config.steps else "finished")
     from tqdm.auto import tqdm
 
     bar = tqdm(
@@ -308,37 +242,24 @@ def train(
         initial=done.state.step,
         unit="step",
         desc=config.name,
-        disable=not (progress and writer),
+        disable=not (progress and folder.writer),
     )
     try:
         while done.state.step < config.steps:
-            begin = time.perf_counter()
-            state, record = algorithm.step(done.state, generator, measure=False)
-            elapsed = done.elapsed + time.perf_counter() - begin
-            window = (
-                record.kappa_hat
-                if done.window is None
-                else torch.maximum(done.window, record.kappa_hat)
-            )
-            rows = done.rows
-            if state.step % config.log_every == 0 or state.step == config.steps:
-                rows = rows + _rows(experiment, state, window=window)
-                window = None
-                loss = sum(row["loss"] for row in rows[-config.seeds :]) / config.seeds
-                bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
             # one assignment commits the step: an interruption sees the old or the new progress
-            done = _Progress(state, rows, window, elapsed, generator.get_state())
-            if state.step % config.checkpoint_every == 0 or state.step == config.steps:
-                save(done, "finished" if state.step == config.steps else "running")
+            done = _advance(done, experiment, generator, config, bar)
+            step = done.state.step
+            if step % config.checkpoint_every == 0 or step == config.steps:
+                folder.save(done, "finished" if step == config.steps else "running")
             bar.update(1)
             if on_step is not None:
-                on_step(state.step)
+                on_step(step)
     except KeyboardInterrupt:
-        save(done, "interrupted")
+        folder.save(done, "interrupted")
         raise
     finally:
         bar.close()
-    return TrainingResult(folder=folder, state=done.state, rows=done.rows)
+    return TrainingResult(folder=folder.path, state=done.state, rows=done.rows)
 
 
 @dataclass(frozen=True)
@@ -351,6 +272,105 @@ class _Progress:
     window: torch.Tensor | None
     elapsed: float
     generator: torch.Tensor
+
+
+@dataclass(frozen=True)
+class _RunFolder:
+    """The files of a run: ``path``, the config, the meta.json fields fixed for the whole run,
+    and whether this process writes (rank 0)."""
+
+    path: Path
+    config: RunConfig
+    meta: dict[str, Any]
+    writer: bool
+
+    @classmethod
+    def of(
+        cls, config: RunConfig, experiment: Experiment, path: Path, distributed: bool
+    ) -> _RunFolder:
+        algorithm = experiment.algorithm
+        meta = {
+            "config": config.to_dict(),
+            "noise_std": experiment.noise_std,
+            "sigma_cor": 0.0 if config.graph is None else algorithm.runner.sigma_cor,
+            "world_size": dist.get_world_size() if distributed else 1,
+        }
+        writer = not distributed or dist.get_rank() == 0
+        return cls(path, config, meta, writer)
+
+    def start(self, experiment: Experiment, generator: torch.Generator) -> _Progress:
+        """Step 0 of a new run; refuses a folder that already holds a checkpoint."""
+        if (self.path / _CHECKPOINT).exists():
+            raise FileExistsError(
+                f"{self.path} already holds a run: pass resume=True (--resume) or another name"
+            )
+        state = experiment.algorithm.start(experiment.theta0)
+        rows = _rows(experiment, state, window=None)
+        return _Progress(state, rows, None, 0.0, generator.get_state())
+
+    def resume(self, experiment: Experiment, generator: torch.Generator) -> _Progress:
+        """The progress of the checkpoint, ``generator`` set to its state."""
+        checkpoint = self.path / _CHECKPOINT
+        if not checkpoint.is_file():
+            raise FileNotFoundError(f"resume=True but {checkpoint} does not exist")
+        state, saved = RunState.load(checkpoint, map_location=experiment.algorithm.device)
+        _check_resumable(RunConfig.from_mapping(saved["config"]), self.config)
+        generator.set_state(saved["generator"])
+        return _Progress(
+            state, saved["rows"], saved["window"], saved["elapsed"], saved["generator"]
+        )
+
+    def save(self, progress: _Progress, status: str) -> None:
+        """Write checkpoint.pt, metrics.csv and meta.json (rank 0 only)."""
+        if not self.writer:
+            return
+        state = progress.state
+        state.save(
+            self.path / _CHECKPOINT,
+            config=self.config.to_dict(),
+            generator=progress.generator,
+            rows=progress.rows,
+            window=progress.window,
+            elapsed=progress.elapsed,
+        )
+        write_csv(self.path / _METRICS, progress.rows)
+        speed = state.step / progress.elapsed if progress.elapsed > 0 else math.nan
+        fields = self.meta | {
+            "status": status,
+            "steps_done": state.step,
+            "steps_per_second": round(speed, 3),
+        }
+        write_meta(
+            self.path / _META,
+            fields,
+            device=self.config.device,
+            wall_time_s=progress.elapsed,
+            time_key="updated_utc",
+        )
+
+
+def _advance(
+    done: _Progress,
+    experiment: Experiment,
+    generator: torch.Generator,
+    config: RunConfig,
+    bar: Any,
+) -> _Progress:
+    """One step after ``done``: the new state, a row per seed when the step is logged (the
+    loss shown on ``bar``), the running max of κ̂ otherwise."""
+    begin = time.perf_counter()
+    state, record = experiment.algorithm.step(done.state, generator, measure=False)
+    elapsed = done.elapsed + time.perf_counter() - begin
+    window = (
+        record.kappa_hat if done.window is None else torch.maximum(done.window, record.kappa_hat)
+    )
+    rows = done.rows
+    if state.step % config.log_every == 0 or state.step == config.steps:
+        rows = rows + _rows(experiment, state, window=window)
+        window = None
+        loss = sum(row["loss"] for row in rows[-config.seeds :]) / config.seeds
+        bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+    return _Progress(state, rows, window, elapsed, generator.get_state())
 
 
 def _check_resumable(saved: RunConfig, config: RunConfig) -> None:

@@ -8,7 +8,6 @@ checks of measurement against theory) with a ``plot`` function that only draws t
 from __future__ import annotations
 
 import contextlib
-import datetime
 import itertools
 import json
 import time
@@ -18,13 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import numba
-import torch
 from matplotlib.figure import Figure as MatplotlibFigure
 from threadpoolctl import threadpool_limits
 
-import trilemma
-from trilemma._device import check_device, device_name
-from trilemma._files import save_png, write_csv, write_json, write_text
+from trilemma._device import check_device
+from trilemma._files import save_png, write_csv, write_text
+from trilemma._provenance import write_meta
 from trilemma._validation import check_choice, check_int
 
 __all__ = [
@@ -183,16 +181,11 @@ def reproduce(
         "figure": name,
         "theorem": figure.theorem,
         "description": figure.description,
-        "trilemma_version": trilemma.__version__,
-        "torch_version": torch.__version__,
         "settings": asdict(settings),
-        "device_name": device_name(device),
         "parameters": dict(data.parameters),
         "checks": dict(data.checks),
-        "wall_time_s": round(wall, 3),
-        "created_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
-    paths["meta"] = write_json(folder / f"{name}.meta.json", meta)
+    paths["meta"] = write_meta(folder / f"{name}.meta.json", meta, device=device, wall_time_s=wall)
     paths["index"] = write_index(folder)
     return paths
 
