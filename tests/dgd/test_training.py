@@ -211,3 +211,19 @@ def test_a_run_state_checkpoint_round_trips(tmp_path):
     assert rest == {"config": {"name": "x"}, "rows": [{"step": 7}], "elapsed": 1.5}
     with pytest.raises(FileNotFoundError):
         RunState.load(tmp_path / "missing.pt")
+
+
+def test_config_accepts_an_attack_registered_after_import():
+    from trilemma import attacks
+
+    name = "config-registered-attack"
+    registry = attacks.registry._REGISTRY
+    saved = dict(registry)
+    try:
+        attacks.register(name)(attacks.SignFlipping)
+        assert RunConfig(f=1, attack=name).attack == name
+    finally:
+        registry.clear()
+        registry.update(saved)
+    with pytest.raises(ValueError, match="attack="):
+        RunConfig(f=1, attack=name)

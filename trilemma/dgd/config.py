@@ -25,10 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trilemma import aggregators
+from trilemma import aggregators, attacks
 from trilemma._validation import check_choice, check_int, check_real, check_workers
 from trilemma.dgd.data import SPLITS
-from trilemma.dgd.runner import ATTACKS
 
 __all__ = ["MODELS", "RunConfig"]
 
@@ -172,7 +171,8 @@ class RunConfig:
             aggregators.get(self.rule, f=f)
         except (ValueError, TypeError) as error:
             raise type(error)(f"rule={self.rule!r}: {error}") from error
-        check_choice("attack", self.attack, ATTACKS)
+        # read the registry now, not at import: attacks registered later are accepted
+        check_choice("attack", self.attack, sorted((*attacks.available(), attacks.LABEL_FLIPPING)))
         check_int("steps", self.steps, low=1)
         check_real("lr", self.lr, low=0, low_open=True)
         if self.batch_size is not None:
