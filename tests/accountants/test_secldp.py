@@ -17,6 +17,9 @@ from trilemma.accountants import (
     secldp_epsilon,
     secldp_report,
 )
+from trilemma.accountants.secldp import event_epsilon
+from trilemma.accountants.secldp_calibration import calibrate_event_sigma_cor
+from trilemma.accountants.secldp_report import event_report
 from trilemma.bounds import complete_graph_inverse_variance
 
 
@@ -218,3 +221,56 @@ def test_bad_input(kwargs, pattern):
     arguments = dict(sigma=1.0, sigma_cor=1.0, clip=1.0, steps=10, delta=1e-5) | kwargs
     with pytest.raises(ValueError, match=pattern):
         secldp_epsilon("ring:8", **arguments)
+
+
+def test_events_compare_and_hash_by_value():
+    ring = SecLDPDpEvent("ring:8", 1.0, 2.0, 1.0)
+    same = SecLDPDpEvent(nx.cycle_graph(8), 1.0, 2.0, 1.0)
+    matrix = SecLDPDpEvent(nx.to_numpy_array(nx.cycle_graph(8)), 1.0, 2.0, 1.0)
+    assert ring == same == matrix and len({ring, same, matrix}) == 1
+    weighted = nx.cycle_graph(8)
+    weighted[0][1]["weight"] = 2.0
+    relabelled = nx.relabel_nodes(nx.cycle_graph(8), {0: "a"})
+    different = [
+        SecLDPDpEvent("path:8", 1.0, 2.0, 1.0),
+        SecLDPDpEvent(weighted, 1.0, 2.0, 1.0),
+        SecLDPDpEvent(relabelled, 1.0, 2.0, 1.0),
+        SecLDPDpEvent("ring:8", 1.0, 2.5, 1.0),
+        SecLDPDpEvent("ring:8", 1.0, 2.0, 1.0, local_size=4),
+    ]
+    assert all(ring != other for other in different)
+    assert len({ring, *different}) == 1 + len(different)
+
+
+def test_accountant_cache_is_keyed_by_the_event_value():
+    accountant = SecLDPAccountant()
+    accountant.compose(SecLDPDpEvent("ring:8", 1.0, 2.0, 1.0), 3)
+    accountant.compose(SecLDPDpEvent(nx.cycle_graph(8), 1.0, 2.0, 1.0), 2)
+    accountant.compose(SecLDPDpEvent("ring:8", 1.0, 3.0, 1.0), 1)
+    table = accountant.inverse_variances()
+    assert len(accountant._cache) == 2
+    np.testing.assert_array_equal(table[0], table[1])
+    assert np.all(table[2] < table[0])
+    single = SecLDPAccountant().compose(SecLDPDpEvent("ring:8", 1.0, 2.0, 1.0), 5)
+    single.compose(SecLDPDpEvent("ring:8", 1.0, 3.0, 1.0), 1)
+    assert single.get_epsilon(1e-5) == accountant.get_epsilon(1e-5)
+
+
+def test_event_helpers_match_the_keyword_helpers():
+    kwargs = dict(sigma=3.0, clip=1.0, local_size=20, batch_size=4, sampling="poisson")
+    budget = dict(steps=200, delta=1e-5, colluders=[0, 4], method="pld")
+    event = SecLDPDpEvent("ring:10", kwargs["sigma"], 5.0, 1.0, 20, 4, "poisson")
+    assert event_epsilon(event, **budget) == secldp_epsilon(
+        "ring:10", sigma_cor=5.0, **kwargs, **budget
+    )
+    ours = event_report(event, **budget)
+    theirs = secldp_report("ring:10", sigma_cor=5.0, **kwargs, **budget)
+    np.testing.assert_array_equal(ours.epsilon, theirs.epsilon)
+    assert np.all(np.isnan(ours.classic_epsilon))  # example level: no classic conversion
+    user = dict(sigma=12.0, clip=1.0)
+    found = calibrate_event_sigma_cor(
+        SecLDPDpEvent("ring:16", 12.0, 99.0, 1.0), target_epsilon=8.0, steps=1000, delta=1e-5
+    )
+    assert found == calibrate_sigma_cor(
+        "ring:16", target_epsilon=8.0, steps=1000, delta=1e-5, **user
+    )

@@ -19,14 +19,9 @@ from trilemma.accountants.central import (
 )
 from trilemma.accountants.distributed import worker_epsilon, worker_noise_std
 from trilemma.accountants.graphs import Topology, as_topology, parse_graph_spec
-from trilemma.accountants.secldp import (
-    SecLDPAccountant,
-    SecLDPDpEvent,
-    SecLDPReport,
-    calibrate_sigma_cor,
-    secldp_epsilon,
-    secldp_report,
-)
+from trilemma.accountants.secldp import SecLDPAccountant, SecLDPDpEvent, secldp_epsilon
+from trilemma.accountants.secldp_calibration import calibrate_sigma_cor
+from trilemma.accountants.secldp_report import SecLDPReport, secldp_report
 
 __all__ = [
     "SecLDPAccountant",

@@ -27,17 +27,19 @@ Per node, one round is a DP-SGD step with noise multiplier z_i = b / (C √((Σ_
 The reference's example-level path applies subsampled RDP to a single round and never
 composes over T nor converts to (ε, δ); we compose with dp-accounting instead, so example-level
 numbers are not comparable with it.
+
+This module holds the event, the accountant and the one-call ε helper;
+:mod:`trilemma.accountants.secldp_report` the per-node report with its closed-form bounds and
+:mod:`trilemma.accountants.secldp_calibration` the σ_cor calibration.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Iterable
-from dataclasses import dataclass
 
 import attr
 import dp_accounting
-import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 from dp_accounting import NeighboringRelation, dp_event
@@ -46,26 +48,20 @@ from trilemma._validation import check_choice, check_int, check_real
 from trilemma.accountants._inverse_diagonal import spd_inverse_diagonal
 from trilemma.accountants.central import get_delta, get_epsilon, sgd_event
 from trilemma.accountants.graphs import Topology, as_topology
-from trilemma.bounds.privacy import (
-    inverse_variance_resistance_bound,
-    inverse_variance_spectral_bound,
-    zcdp_to_dp_epsilon,
-)
+from trilemma.bounds.privacy import zcdp_to_dp_epsilon
 
 __all__ = [
     "SecLDPAccountant",
     "SecLDPDpEvent",
-    "SecLDPReport",
-    "calibrate_sigma_cor",
+    "event_epsilon",
     "honest_inverse_variances",
+    "honest_positions",
+    "node_epsilon",
     "secldp_epsilon",
-    "secldp_report",
 ]
 
 SECLDP_METHODS = ("rdp", "pld", "classic")
 _SAMPLINGS = ("without_replacement", "poisson")
-# Components up to this size also get the pseudo-inverse (effective resistance) bound.
-_PINV_MAX_NODES = 4000
 
 
 def _check_event_fields(event: SecLDPDpEvent) -> None:
@@ -77,9 +73,31 @@ def _check_event_fields(event: SecLDPDpEvent) -> None:
     check_choice("sampling", event.sampling, _SAMPLINGS)
 
 
-@attr.s(frozen=True, slots=True, auto_attribs=True, eq=False)
+def canonical_graph(topology: Topology) -> tuple[tuple[Hashable, ...], bytes, bytes, bytes]:
+    """A hashable value that identifies ``topology``: labels and the sorted upper-triangle edges.
+
+    Two topologies with the same node labels in the same order and the same weighted edges
+    give equal values, whatever form they were given in (spec string, networkx graph, matrix).
+    The edges are the CSR arrays (row pointers, column indices, weights) of the strict upper
+    triangle with sorted indices, stored as bytes so that hashing a 10⁴-node graph is cheap.
+    """
+    upper = sp.triu(topology.adjacency, k=1, format="csr")
+    upper.sort_indices()
+    return (
+        topology.labels,
+        upper.indptr.astype(np.int64).tobytes(),
+        upper.indices.astype(np.int64).tobytes(),
+        upper.data.astype(np.float64).tobytes(),
+    )
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True, cache_hash=True)
 class SecLDPDpEvent(dp_event.DpEvent):
     """One round of correlated-noise gossip (DECOR, Allouah et al., ICML 2024, Alg. 1).
+
+    Like dp-accounting's events it is a value: two events on the same graph (same labels and
+    weighted edges, :func:`canonical_graph`) with the same parameters compare equal and hash
+    alike, so accountants can key their caches by the event.
 
     Attributes
     ----------
@@ -95,18 +113,30 @@ class SecLDPDpEvent(dp_event.DpEvent):
         Records per node m and batch b ≤ m; ``1, 1`` is user-level DP.
     sampling : {"without_replacement", "poisson"}
         How an example-level batch is drawn (ignored at user level).
+    graph : tuple
+        The canonical, hashable form of ``topology`` (derived; what equality compares).
+
+    Examples
+    --------
+    >>> import networkx as nx
+    >>> a = SecLDPDpEvent("ring:8", sigma=1.0, sigma_cor=2.0)
+    >>> b = SecLDPDpEvent(nx.cycle_graph(8), sigma=1.0, sigma_cor=2.0)
+    >>> a == b, hash(a) == hash(b), a == SecLDPDpEvent("path:8", sigma=1.0, sigma_cor=2.0)
+    (True, True, False)
     """
 
-    topology: Topology = attr.ib(converter=as_topology)
+    topology: Topology = attr.ib(converter=as_topology, eq=False, repr=False)
     sigma: float
     sigma_cor: float
     clip: float = 1.0
     local_size: int = 1
     batch_size: int = 1
     sampling: str = "without_replacement"
+    graph: tuple[tuple[Hashable, ...], bytes, bytes, bytes] = attr.ib(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         _check_event_fields(self)
+        object.__setattr__(self, "graph", canonical_graph(self.topology))
 
     @property
     def user_level(self) -> bool:
@@ -132,7 +162,8 @@ def honest_positions(topology: Topology, colluders: Iterable[Hashable]) -> np.nd
     return honest
 
 
-def _node_event(event: SecLDPDpEvent, inverse_variance: float, count: int) -> dp_event.DpEvent:
+def node_dpsgd_event(event: SecLDPDpEvent, inverse_variance: float, count: int) -> dp_event.DpEvent:
+    """The DP-SGD event equivalent to ``count`` rounds for a node of the given (Σ_H⁻¹)_ii."""
     z = event.batch_size / (event.clip * math.sqrt(inverse_variance))
     if event.sampling == "poisson" and not event.user_level:
         return sgd_event(
@@ -151,14 +182,14 @@ def _node_event(event: SecLDPDpEvent, inverse_variance: float, count: int) -> dp
     )
 
 
-def _node_epsilon(
+def node_epsilon(
     event: SecLDPDpEvent, inverse_variance: float, count: int, delta: float, method: str
 ) -> float:
     """ε after ``count`` rounds of ``event`` for a node of the given (Σ_H⁻¹)_ii."""
     if method == "classic":
         rho = 2.0 * event.clip**2 * count * inverse_variance
         return float(zcdp_to_dp_epsilon(rho=rho, delta=delta))
-    return get_epsilon(_node_event(event, inverse_variance, count), delta=delta, method=method)
+    return get_epsilon(node_dpsgd_event(event, inverse_variance, count), delta=delta, method=method)
 
 
 class SecLDPAccountant(dp_accounting.PrivacyAccountant):
@@ -191,7 +222,7 @@ class SecLDPAccountant(dp_accounting.PrivacyAccountant):
         self._method = check_choice("method", method, SECLDP_METHODS)
         self._colluders = tuple(colluders)
         self._rounds: list[tuple[SecLDPDpEvent, int]] = []
-        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._cache: dict[SecLDPDpEvent, tuple[np.ndarray, np.ndarray]] = {}
 
     @property
     def method(self) -> str:
@@ -232,12 +263,11 @@ class SecLDPAccountant(dp_accounting.PrivacyAccountant):
         )
 
     def _profile(self, event: SecLDPDpEvent) -> tuple[np.ndarray, np.ndarray]:
-        key = id(event)
-        if key not in self._cache:
+        if event not in self._cache:
             honest = self._honest(event)
             values = honest_inverse_variances(event.topology, event.sigma, event.sigma_cor, honest)
-            self._cache[key] = (honest, values)
-        return self._cache[key]
+            self._cache[event] = (honest, values)
+        return self._cache[event]
 
     def inverse_variances(self) -> np.ndarray:
         """(Σ_H⁻¹)_ii per round (rows) and node (columns); NaN for colluders."""
@@ -263,7 +293,7 @@ class SecLDPAccountant(dp_accounting.PrivacyAccountant):
         for k in range(len(unique)):
             node = honest[np.flatnonzero(inverse.ravel() == k)[0]]
             events = [
-                _node_event(event, table[r, node], count)
+                node_dpsgd_event(event, table[r, node], count)
                 for r, (event, count) in enumerate(self._rounds)
             ]
             single = events[0] if len(events) == 1 else dp_event.ComposedDpEvent(events)
@@ -327,30 +357,26 @@ class SecLDPAccountant(dp_accounting.PrivacyAccountant):
         return float(np.nanmax(values))
 
 
-def _rounds(
-    graph: object,
-    sigma: float,
-    sigma_cor: float,
-    clip: float,
+def event_epsilon(
+    event: SecLDPDpEvent,
+    *,
     steps: int,
     delta: float,
-    local_size: int,
-    batch_size: int,
-    sampling: str,
-) -> tuple[SecLDPDpEvent, int]:
-    """The validated round event and round count shared by the one-call helpers."""
-    event = SecLDPDpEvent(
-        graph,
-        sigma,
-        sigma_cor,
-        clip,
-        local_size=local_size,
-        batch_size=batch_size,
-        sampling=sampling,
-    )
+    colluders: Iterable[Hashable] = (),
+    method: str = "rdp",
+) -> float:
+    """ε at δ of the worst honest node after ``steps`` rounds of ``event``.
+
+    Examples
+    --------
+    >>> event = SecLDPDpEvent("ring:16", sigma=17.827, sigma_cor=188.0, clip=1.0)
+    >>> round(event_epsilon(event, steps=3500, delta=1e-5, method="classic"), 6)
+    10.292886
+    """
     count = check_int("steps", steps, low=1)
     check_real("delta", delta, low=0, high=1, low_open=True, high_open=True)
-    return event, count
+    accountant = SecLDPAccountant(colluders=colluders, method=method).compose(event, count)
+    return accountant.get_epsilon(delta)
 
 
 def secldp_epsilon(
@@ -367,7 +393,8 @@ def secldp_epsilon(
     batch_size: int = 1,
     sampling: str = "without_replacement",
 ) -> float:
-    """ε of the worst honest node after ``steps`` SecLDP rounds (see :class:`SecLDPDpEvent`).
+    """ε of the worst honest node after ``steps`` SecLDP rounds: :func:`event_epsilon` of the
+    :class:`SecLDPDpEvent` built from the keywords.
 
     Examples
     --------
@@ -375,220 +402,5 @@ def secldp_epsilon(
     ...                      delta=1e-5, method="classic"), 6)
     10.292886
     """
-    event, count = _rounds(
-        graph, sigma, sigma_cor, clip, steps, delta, local_size, batch_size, sampling
-    )
-    accountant = SecLDPAccountant(colluders=colluders, method=method).compose(event, count)
-    return accountant.get_epsilon(delta)
-
-
-@dataclass(frozen=True, slots=True)
-class ComponentBounds:
-    """Closed-form bounds on (Σ_H⁻¹)_ii for one connected component of the honest graph."""
-
-    nodes: tuple[Hashable, ...]
-    algebraic_connectivity: float
-    exact_max: float
-    spectral_bound: float
-    resistance_bound_max: float
-
-
-@dataclass(frozen=True, slots=True)
-class SecLDPReport:
-    """Per-node SecLDP accounting with its closed-form bounds side by side.
-
-    ``epsilon`` uses ``method``; ``classic_epsilon`` the reference's conversion (NaN at
-    example level). Arrays are indexed like ``labels``; colluders hold NaN.
-    """
-
-    labels: tuple[Hashable, ...]
-    method: str
-    delta: float
-    steps: int
-    inverse_variance: np.ndarray
-    epsilon: np.ndarray
-    classic_epsilon: np.ndarray
-    components: tuple[ComponentBounds, ...]
-
-    @property
-    def worst_node(self) -> Hashable:
-        """Label of the honest node with the largest ε."""
-        return self.labels[int(np.nanargmax(self.epsilon))]
-
-    @property
-    def worst_epsilon(self) -> float:
-        """ε of the worst honest node."""
-        return float(np.nanmax(self.epsilon))
-
-
-def _component_bounds(
-    topology: Topology, honest: np.ndarray, values: np.ndarray, sigma: float, sigma_cor: float
-) -> tuple[ComponentBounds, ...]:
-    sub = topology.induced(honest)
-    bounds = []
-    for nodes in sub.components():
-        part = sub.induced(nodes)
-        size = len(nodes)
-        laplacian = part.laplacian()
-        pinv_max = np.nan
-        if size == 1:
-            gap = 0.0
-            pinv_max = 0.0
-        elif size <= _PINV_MAX_NODES:
-            spectrum, vectors = np.linalg.eigh(laplacian.toarray())
-            gap = float(spectrum[1])
-            pinv_diag = (vectors[:, 1:] ** 2) @ (1.0 / spectrum[1:])
-            pinv_max = float(pinv_diag.max())
-        else:
-            graph = nx.from_scipy_sparse_array(part.adjacency)
-            gap = float(nx.algebraic_connectivity(graph, method="tracemin_lu", seed=0))
-        bounds.append(
-            ComponentBounds(
-                nodes=part.labels,
-                algebraic_connectivity=gap,
-                exact_max=float(values[nodes].max()),
-                spectral_bound=float(
-                    inverse_variance_spectral_bound(
-                        n=size, sigma=sigma, sigma_cor=sigma_cor, algebraic_connectivity=gap
-                    )
-                ),
-                resistance_bound_max=float(
-                    inverse_variance_resistance_bound(
-                        n=size, sigma=sigma, sigma_cor=sigma_cor, pinv_diagonal=pinv_max
-                    )
-                )
-                if not np.isnan(pinv_max)
-                else np.nan,
-            )
-        )
-    return tuple(bounds)
-
-
-def secldp_report(
-    graph: object,
-    *,
-    sigma: float,
-    sigma_cor: float,
-    clip: float,
-    steps: int,
-    delta: float,
-    colluders: Iterable[Hashable] = (),
-    method: str = "rdp",
-    local_size: int = 1,
-    batch_size: int = 1,
-    sampling: str = "without_replacement",
-) -> SecLDPReport:
-    """Per-node ε, exact (Σ_H⁻¹)_ii and closed-form bounds per honest component.
-
-    Examples
-    --------
-    >>> report = secldp_report("complete:8", sigma=1.0, sigma_cor=2.0, clip=1.0, steps=10,
-    ...                        delta=1e-5, colluders=[0])
-    >>> import math
-    >>> part = report.components[0]  # the honest K_7, where the spectral bound is tight
-    >>> len(part.nodes), math.isclose(part.exact_max, part.spectral_bound, rel_tol=1e-12)
-    (7, True)
-    """
-    event, count = _rounds(
-        graph, sigma, sigma_cor, clip, steps, delta, local_size, batch_size, sampling
-    )
-    colluders = tuple(colluders)
-    accountant = SecLDPAccountant(colluders=colluders, method=method).compose(event, count)
-    epsilon = accountant.node_epsilons(delta)
-    values = accountant.inverse_variances()[0]
-    if event.user_level:
-        classic = SecLDPAccountant(colluders=colluders, method="classic").compose(event, count)
-        classic_epsilon = classic.node_epsilons(delta)
-    else:
-        classic_epsilon = np.full_like(epsilon, np.nan)
-    honest = np.flatnonzero(~np.isnan(values))
-    components = _component_bounds(event.topology, honest, values[honest], sigma, sigma_cor)
-    return SecLDPReport(
-        labels=event.topology.labels,
-        method=method,
-        delta=float(delta),
-        steps=count,
-        inverse_variance=values,
-        epsilon=epsilon,
-        classic_epsilon=classic_epsilon,
-        components=components,
-    )
-
-
-def calibrate_sigma_cor(
-    graph: object,
-    *,
-    target_epsilon: float,
-    sigma: float,
-    clip: float,
-    steps: int,
-    delta: float,
-    colluders: Iterable[Hashable] = (),
-    method: str = "rdp",
-    local_size: int = 1,
-    batch_size: int = 1,
-    sampling: str = "without_replacement",
-    rtol: float = 1e-6,
-) -> float:
-    """Smallest σ_cor whose worst-node ε is ≤ target_epsilon (ε decreases in σ_cor).
-
-    Returns 0 when local noise σ alone meets the target.
-
-    Raises
-    ------
-    ValueError
-        If even σ_cor → ∞ (the central rate of each honest component, (Σ_H⁻¹)_ii → 1/(n_c σ²))
-        exceeds the target: increase σ instead.
-
-    Examples
-    --------
-    >>> s = calibrate_sigma_cor("ring:16", target_epsilon=10.292886, sigma=17.827, clip=1.0,
-    ...                         steps=3500, delta=1e-5, method="classic")
-    >>> round(s, 2)
-    188.0
-    """
-    target = check_real("target_epsilon", target_epsilon, low=0, low_open=True)
-    check_real("rtol", rtol, low=0, high=1, low_open=True, high_open=True)
-    colluders = tuple(colluders)
-    topology = as_topology(graph)
-
-    def epsilon_of(sigma_cor: float) -> float:
-        return secldp_epsilon(
-            topology,
-            sigma=sigma,
-            sigma_cor=sigma_cor,
-            clip=clip,
-            steps=steps,
-            delta=delta,
-            colluders=colluders,
-            method=method,
-            local_size=local_size,
-            batch_size=batch_size,
-            sampling=sampling,
-        )
-
-    if epsilon_of(0.0) <= target:
-        return 0.0
-    # σ_cor → ∞: (Σ_H⁻¹)_ii → 1/(n_c σ²) on a component of n_c nodes (the central rate);
-    # the smallest honest component is the worst.
-    probe = SecLDPDpEvent(topology, sigma, 0.0, clip, local_size, batch_size, sampling)
-    honest = honest_positions(topology, colluders)
-    smallest = min(len(nodes) for nodes in topology.induced(honest).components())
-    limit = _node_epsilon(
-        probe, 1.0 / (smallest * sigma**2), check_int("steps", steps, low=1), delta, method
-    )
-    if limit > target:
-        raise ValueError(
-            f"target_epsilon={target} is out of reach with sigma={sigma}: even sigma_cor → inf "
-            f"gives ε ≈ {limit:.6g} (the central rate); increase sigma"
-        )
-    low, high = 0.0, sigma
-    while epsilon_of(high) > target:
-        low, high = high, 2.0 * high
-    while high - low > rtol * high:
-        middle = 0.5 * (low + high)
-        if epsilon_of(middle) > target:
-            low = middle
-        else:
-            high = middle
-    return high
+    event = SecLDPDpEvent(graph, sigma, sigma_cor, clip, local_size, batch_size, sampling)
+    return event_epsilon(event, steps=steps, delta=delta, colluders=colluders, method=method)
