@@ -475,11 +475,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"trilemma {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-
     demo = commands.add_parser("demo", help="tour of the accountants on literature settings")
     demo.add_argument("--json", action="store_true")
     demo.set_defaults(handler=_demo)
+    _add_account(commands)
+    _add_reproduce(commands)
+    _add_run(commands)
+    _add_check(commands)
+    return parser
 
+
+def _add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="machine-readable output: strict JSON, non-finite numbers as null",
+    )
+
+
+def _add_account(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``trilemma account dpsgd|gaussian|laplace|worker|secldp|calibrate``."""
     account = commands.add_parser("account", help="privacy accounting")
     kinds = account.add_subparsers(dest="kind", required=True)
 
@@ -540,7 +555,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--sampling", choices=("without_replacement", "poisson"), default="without_replacement"
     )
     calibrate.set_defaults(handler=_calibrate)
+    for sub in (dpsgd, gaussian, laplace, worker, secldp, calibrate):
+        _add_json(sub)
 
+
+def _add_reproduce(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     figures = commands.add_parser(
         "reproduce", help="reproduce theorem figures as PNG + CSV + meta.json"
     )
@@ -558,7 +577,10 @@ def build_parser() -> argparse.ArgumentParser:
     figures.add_argument("--seed", type=int, default=0)
     figures.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     figures.set_defaults(handler=_reproduce)
+    _add_json(figures)
 
+
+def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = commands.add_parser(
         "run",
         help="train robust D-GD / D-SGD / SAFE-DSHB, or decentralized D-SGD with DECOR noise "
@@ -584,7 +606,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     run.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     run.set_defaults(handler=_run)
+    _add_json(run)
 
+
+def _add_check(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     check = commands.add_parser(
         "check", help="try to falsify the theorems and audit the accountants (hypothesis)"
     )
@@ -599,14 +624,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--seed", type=int, default=0)
     check.set_defaults(handler=_check)
-
-    for sub in (dpsgd, gaussian, laplace, worker, secldp, calibrate, figures, run, check):
-        sub.add_argument(
-            "--json",
-            action="store_true",
-            help="machine-readable output: strict JSON, non-finite numbers as null",
-        )
-    return parser
+    _add_json(check)
 
 
 _REQUIRED = {
