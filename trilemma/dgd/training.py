@@ -234,6 +234,8 @@ def train(
     folder = _RunFolder.of(config, experiment, Path(out) / config.name, distributed)
     begin = folder.resume if resume else folder.start
     done = begin(experiment, generator)
+    if distributed:  # every rank has checked the folder before rank 0 writes to it
+        dist.barrier()
     folder.save(done, "running" if done.state.step < config.steps else "finished")
     from tqdm.auto import tqdm
 
