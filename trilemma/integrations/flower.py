@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable, Sequence
 from logging import INFO, WARNING
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -100,25 +100,29 @@ class WorkerNoise:
             check_int("batch_size", self.batch_size, low=1, high=self.local_size)
         check_choice("method", self.method, ("rdp", "pld"))
 
-    def _sizes(self) -> dict[str, object]:
-        return {
-            "delta": self.delta,
-            "local_size": self.local_size,
-            "clip": self.clip,
-            "batch_size": self.batch_size,
-            "method": self.method,
-        }
-
     def std(self) -> float:
         """Noise standard deviation s per coordinate of each client's update."""
         return accountants.worker_noise_std(
-            epsilon=self.epsilon, steps=self.rounds, **self._sizes()
+            epsilon=self.epsilon,
+            delta=self.delta,
+            steps=self.rounds,
+            local_size=self.local_size,
+            clip=self.clip,
+            batch_size=self.batch_size,
+            method=self.method,
         )
 
     def epsilon_after(self, rounds: int) -> float:
         """Per-client ε spent after ``rounds`` noised messages."""
-        steps = check_int("rounds", rounds, low=1)
-        return accountants.worker_epsilon(noise_std=self.std(), steps=steps, **self._sizes())
+        return accountants.worker_epsilon(
+            noise_std=self.std(),
+            delta=self.delta,
+            steps=check_int("rounds", rounds, low=1),
+            local_size=self.local_size,
+            clip=self.clip,
+            batch_size=self.batch_size,
+            method=self.method,
+        )
 
 
 def _read_model(
@@ -176,9 +180,9 @@ class RobustStrategy(FedAvg):
         honest: Callable[[Message], bool] | None = None,
         noise: WorkerNoise | None = None,
         seed: int = 0,
-        **fedavg: object,
+        **fedavg: Any,  # forwarded to FedAvg, which types and checks them
     ) -> None:
-        super().__init__(**fedavg)  # type: ignore[arg-type]
+        super().__init__(**fedavg)
         if isinstance(rule, str):
             built = aggregators.get(rule, f=check_int("f", f, low=0))
         elif isinstance(rule, aggregators.Aggregator):
@@ -210,7 +214,7 @@ class RobustStrategy(FedAvg):
     ) -> Iterable[Message]:
         """FedAvg's configuration, remembering the global model and sending the noise scale."""
         self._global = arrays
-        if self.noise is not None:
+        if self.noise is not None and self.noise_std is not None:  # both set or both None
             config["noise-std"] = float(self.noise_std)
             config["clip"] = float(self.noise.clip)
         return super().configure_train(server_round, arrays, config, grid)
@@ -224,7 +228,7 @@ class RobustStrategy(FedAvg):
         valid = [reply for reply in replies if not reply.has_error()]
         if not valid:
             return None, None
-        updates, garbage = self._updates(valid)
+        updates, garbage = self._updates(self._global, valid)
         if self.noise_std is not None:
             noise = torch.randn(updates.shape, generator=self._generator, dtype=updates.dtype)
             updates = updates + self.noise_std * noise
@@ -248,14 +252,14 @@ class RobustStrategy(FedAvg):
         if not finite:
             log(WARNING, "%r gave a non-finite aggregate; the model is kept", self.rule)
             return None, metrics
-        return self._apply(step), metrics
+        return self._apply(self._global, step), metrics
 
-    def _updates(self, replies: list[Message]) -> tuple[torch.Tensor, int]:
-        """Updates Δ_i = x_i − w as rows ``(n, d)`` (float64 if the model has a float64 array,
-        float32 otherwise), NaN rows for unreadable replies, and the number of garbage rows
-        (unreadable or non-finite)."""
-        keys = list(self._global.keys())
-        base = [np.asarray(self._global[key].numpy()) for key in keys]
+    def _updates(self, model: ArrayRecord, replies: list[Message]) -> tuple[torch.Tensor, int]:
+        """Updates Δ_i = x_i − w of the global ``model`` w as rows ``(n, d)`` (float64 if the
+        model has a float64 array, float32 otherwise), NaN rows for unreadable replies, and the
+        number of garbage rows (unreadable or non-finite)."""
+        keys = list(model.keys())
+        base = [np.asarray(model[key].numpy()) for key in keys]
         shapes = [value.shape for value in base]
         wide = any(value.dtype == np.float64 for value in base)
         dtype = np.float64 if wide else np.float32
@@ -270,11 +274,11 @@ class RobustStrategy(FedAvg):
         garbage = int((~np.isfinite(rows).all(axis=1)).sum())
         return torch.from_numpy(rows), garbage
 
-    def _apply(self, step: torch.Tensor) -> ArrayRecord:
-        """The new global model w + step, split and cast back to the global arrays."""
+    def _apply(self, model: ArrayRecord, step: torch.Tensor) -> ArrayRecord:
+        """The new global model w + step, split and cast back to the arrays of ``model`` w."""
         result: dict[str, Array] = {}
         start = 0
-        for key, array in self._global.items():
+        for key, array in model.items():
             value = np.asarray(array.numpy())
             stop = start + value.size
             new = value.astype(np.float64) + step[start:stop].numpy().reshape(value.shape)

@@ -152,7 +152,7 @@ class TrilemmaPrivacyEngine(PrivacyEngine):
             method=self.accountant.method,
         )
 
-    def make_private_with_epsilon(  # type: ignore[override]
+    def make_private_with_epsilon(
         self,
         *,
         data_loader: Any,
