@@ -2,9 +2,10 @@
 
 ε of the worst honest node decreases in σ_cor (more correlated noise only adds variance to
 Σ_H = σ² I + σ_cor² L_H, :mod:`trilemma.accountants.secldp`), from the local-noise value at
-σ_cor = 0 to the central rate of the smallest honest component as σ_cor → ∞. The search is
-a doubling from σ that brackets the smallest feasible σ_cor, then a bisection that keeps
-the feasible end.
+σ_cor = 0 to the central rate of the smallest honest component as σ_cor → ∞. A doubling from
+σ brackets the smallest feasible σ_cor; dp-accounting's ``calibrate_dp_mechanism`` (Brent's
+method with a bisection fallback) then finds it on :class:`SecLDPAccountant` and returns the
+feasible end, as :mod:`trilemma.accountants.calibration` does for DP-SGD.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable
 
 import attr
+import dp_accounting
+from dp_accounting import dp_event
 
 from trilemma._validation import check_int, check_real
 from trilemma.accountants.secldp import (
+    SecLDPAccountant,
     SecLDPDpEvent,
     event_epsilon,
     honest_positions,
@@ -48,8 +52,8 @@ def calibrate_event_sigma_cor(
     colluders, method
         As in :class:`trilemma.accountants.SecLDPAccountant`.
     rtol : float
-        Relative tolerance: the result x satisfies ε(x) ≤ ε* and x − x* ≤ rtol·x* for the
-        exact smallest feasible x*.
+        Relative tolerance: the result x satisfies ε(x) ≤ ε* and x − x* ≤ rtol·max(x*, σ)
+        for the exact smallest feasible x*.
 
     Returns
     -------
@@ -99,13 +103,16 @@ def calibrate_event_sigma_cor(
     low, high = 0.0, event.sigma
     while epsilon_of(high) > target:
         low, high = high, 2.0 * high
-    while high - low > rtol * high:
-        middle = 0.5 * (low + high)
-        if epsilon_of(middle) > target:
-            low = middle
-        else:
-            high = middle
-    return high
+    sigma_cor = dp_accounting.calibrate_dp_mechanism(
+        lambda: SecLDPAccountant(colluders=colluders, method=method),
+        lambda value: dp_event.SelfComposedDpEvent(with_sigma_cor(value), count),
+        target,
+        delta,
+        bracket_interval=dp_accounting.ExplicitBracketInterval(low, high),
+        tol=rtol * max(low, event.sigma),
+    )
+    # calibrate_dp_mechanism re-evaluates its root and returns a point with ε ≤ target.
+    return float(sigma_cor)
 
 
 def calibrate_sigma_cor(
