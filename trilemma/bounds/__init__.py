@@ -22,9 +22,12 @@ from trilemma.bounds.robustness import (
     nnm_kappa,
     smea_spectral_kappa,
 )
-from trilemma.bounds.trilemma import (
+from trilemma.bounds.trilemma_lower import (
     central_marginal_lower_bound,
     distributed_dp_lower_bound,
+    trilemma_lower_bound,
+)
+from trilemma.bounds.trilemma_upper import (
     gaussian_noise_std,
     honest_average_error,
     naive_error_rate,
@@ -34,7 +37,6 @@ from trilemma.bounds.trilemma import (
     robust_error_upper_bound,
     smea_error_rate,
     smea_upper_bound,
-    trilemma_lower_bound,
 )
 from trilemma.bounds.vn_ratio import VN_RULES, vn_ratio_constant, vn_required_batch_size
 

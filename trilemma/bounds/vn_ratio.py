@@ -35,7 +35,7 @@ from trilemma._arrays import (
     worker_counts,
 )
 from trilemma._validation import check_choice
-from trilemma.bounds.trilemma import gaussian_noise_std
+from trilemma.bounds.trilemma_upper import gaussian_noise_std
 
 __all__ = ["VN_RULES", "vn_ratio_constant", "vn_required_batch_size"]
 

@@ -1,4 +1,6 @@
-"""Checks of the trilemma bounds' limits and monotonicity (:mod:`trilemma.bounds.trilemma`).
+"""Checks of the trilemma bounds' limits and monotonicity.
+
+Bounds of :mod:`trilemma.bounds.trilemma_upper` and :mod:`trilemma.bounds.trilemma_lower`:
 
 - f = 0 recovers the distributed-DP bound; no noise (ε → ∞) reduces the naive and SMEA upper
   bounds to the robustness-only bound (√(κ·spread) + √offset)²;
@@ -19,7 +21,7 @@ from trilemma.proofs_checks.strategies import worker_counts
 
 __all__ = ["check_trilemma_limits", "check_trilemma_monotone"]
 
-_SOURCE = "Allouah et al., ICML 2023 (arXiv:2302.04787); closed forms of bounds.trilemma"
+_SOURCE = "Allouah et al., ICML 2023 (arXiv:2302.04787); closed forms in trilemma.bounds"
 
 
 def _settings():
