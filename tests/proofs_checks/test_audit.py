@@ -19,8 +19,8 @@ from trilemma.proofs_checks.audit import (
     AuditResult,
     audit_dpsgd_step,
     audit_gaussian,
-    audit_secldp_round,
 )
+from trilemma.proofs_checks.audit_secldp import audit_secldp_round
 from trilemma.proofs_checks.distinguishing import (
     AuditBound,
     clopper_pearson_upper,

@@ -13,8 +13,8 @@ from trilemma.proofs_checks.audit import (
     AuditResult,
     audit_dpsgd_step,
     audit_gaussian,
-    audit_secldp_round,
 )
+from trilemma.proofs_checks.audit_secldp import audit_secldp_round
 from trilemma.proofs_checks.report import CheckReport
 
 __all__ = ["check_dpsgd_audit", "check_gaussian_audit", "check_secldp_audit", "runs_for"]
