@@ -57,7 +57,9 @@ def check_mixing(matrix: object, graph: object) -> np.ndarray:
     """
     topology = as_topology(graph)
     n = topology.n_nodes
-    array = np.asarray(matrix.toarray() if sp.issparse(matrix) else matrix, dtype=np.float64)
+    if isinstance(matrix, sp.sparray | sp.spmatrix):  # sp.issparse, in a form mypy narrows
+        matrix = matrix.toarray()
+    array = np.asarray(matrix, dtype=np.float64)
     if array.shape != (n, n):
         raise ValueError(f"mixing must have shape ({n}, {n}) for this graph, got {array.shape}")
     if not np.all(np.isfinite(array)) or np.any(array < 0):

@@ -335,8 +335,8 @@ def decentralized_sgd(
     state = algorithm.start(theta0)
     records = [algorithm.measure(state.theta)]
     for _ in range(steps):
-        state, record = algorithm.step(state, generator)
-        records.append(record)
+        state, _ = algorithm.step(state, generator, measure=False)
+        records.append(algorithm.measure(state.theta))
     return GossipTrajectory(
         objective=torch.stack([r.objective for r in records]),
         node_objective=torch.stack([r.node_objective for r in records]),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import torch
 
@@ -57,6 +58,8 @@ class Problem(abc.ABC):
     """Honest workers' losses: ``losses(θ)`` ``(..., P) → (..., h)``, ``gradients(θ)``
     ``(..., P) → (..., h, P)``; the honest objective is L_H = mean over workers."""
 
+    # every concrete problem is a dataclass: restrict() and the runners read its fields
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
     workers: int
     dimension: int
     features: torch.Tensor
@@ -310,7 +313,9 @@ class SoftmaxRegression(Problem):
         second_moment = rows.mT @ rows / rows.shape[0]
         return 0.5 * float(torch.linalg.eigvalsh(second_moment)[-1]) + self.ridge
 
-    def accuracy(self, theta: torch.Tensor, features: torch.Tensor, labels: torch.Tensor):
+    def accuracy(
+        self, theta: torch.Tensor, features: torch.Tensor, labels: torch.Tensor
+    ) -> torch.Tensor:
         """Fraction of ``(features (N, p), labels (N,))`` classified right, ``(...)``."""
         weights = theta.reshape(*theta.shape[:-1], features.shape[-1], self.classes)
         predicted = torch.einsum("np,...pk->...nk", features, weights).argmax(dim=-1)
