@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from types import MappingProxyType
+from typing import TYPE_CHECKING, Final, TypedDict
 
 import numpy as np
 import torch
@@ -20,6 +20,9 @@ import torch
 from trilemma._validation import check_int, check_real
 from trilemma.dgd.data import load_classification, split_workers
 from trilemma.dgd.problems import LeastSquares, SoftmaxRegression
+
+if TYPE_CHECKING:  # PEP 705 (Python 3.13 typing); only the type checker reads it
+    from typing_extensions import ReadOnly
 
 __all__ = [
     "EXTREME_DIGITS",
@@ -30,7 +33,14 @@ __all__ = [
     "mackey_glass_ridge",
 ]
 
-EXTREME_DIGITS = MappingProxyType({"honest": 10, "per_worker": 150, "ridge": 1e-4})
+
+class _ExtremeDigits(TypedDict):
+    honest: ReadOnly[int]
+    per_worker: ReadOnly[int]
+    ridge: ReadOnly[float]
+
+
+EXTREME_DIGITS: Final[_ExtremeDigits] = {"honest": 10, "per_worker": 150, "ridge": 1e-4}
 """The extremely heterogeneous digits task: 10 honest workers, worker i holds 150 examples of
 digit i, multinomial logistic regression with ridge 1e-4."""
 
@@ -73,9 +83,21 @@ def diabetes_ridge(honest: int = 7, per_worker: int = 20) -> LeastSquares:
     return LeastSquares(features, targets, ridge=honest**-0.5)
 
 
-MACKEY_GLASS = MappingProxyType(
-    {"rows": 1385, "lags": (30, 24, 18, 12, 6, 0), "horizon": 6, "train": 0.8, "seed": 1}
-)
+class _MackeyGlass(TypedDict):
+    rows: ReadOnly[int]
+    lags: ReadOnly[tuple[int, ...]]
+    horizon: ReadOnly[int]
+    train: ReadOnly[float]
+    seed: ReadOnly[int]
+
+
+MACKEY_GLASS: Final[_MackeyGlass] = {
+    "rows": 1385,
+    "lags": (30, 24, 18, 12, 6, 0),
+    "horizon": 6,
+    "train": 0.8,
+    "seed": 1,
+}
 """The regression table built from :func:`mackey_glass` in :func:`mackey_glass_ridge`: 1385 rows
 (as LIBSVM's ``mg``), features x(t − 30), x(t − 24), …, x(t) (the four-lag embedding
 x(t − 18), x(t − 12), x(t − 6), x(t) of the usual Mackey–Glass benchmark extended to six lags),

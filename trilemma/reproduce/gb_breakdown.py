@@ -83,6 +83,7 @@ def _breakdown(settings: Settings) -> FigureData:
     data = dgd.load_classification("digits")
     all_x, all_y = torch.tensor(data.features), torch.tensor(data.labels)
     rows: list[dict[str, Any]] = []
+    assert reference.iterates is not None  # honest_reference keeps the iterates
     iterates = [reference.iterates]
     recomputed = []
     for rule in _RULES:
@@ -96,6 +97,7 @@ def _breakdown(settings: Settings) -> FigureData:
                 lr=lr,
                 keep_iterates=True,
             )
+            assert run.iterates is not None  # keep_iterates=True
             iterates.append(run.iterates)
             finite = bool(torch.isfinite(run.theta).all())
             summary = _summary(run)

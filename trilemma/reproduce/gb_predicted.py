@@ -93,6 +93,7 @@ def _predicted(settings: Settings) -> FigureData:
     lipschitz = problem.smoothness()
     lr = 1.0 / lipschitz
     reference = _gb_digits.honest_reference(problem, steps=reference_steps, lr=lr)
+    assert reference.iterates is not None  # honest_reference keeps the iterates
     theta_star = reference.theta
     theta0 = torch.zeros(problem.dimension, dtype=torch.float64)
     initial = float(reference.objective[0])
@@ -113,6 +114,10 @@ def _predicted(settings: Settings) -> FigureData:
         for attack in attacks
         for f in fs
     }
+    iterates: dict[tuple[str, int], torch.Tensor] = {}
+    for key, run in runs.items():
+        assert run.iterates is not None  # keep_iterates=True
+        iterates[key] = run.iterates
     grid = _gb_digits.b2_grid(fs, _HONEST)
     segment = _gb_digits.authors_segment(theta_star)
     run_samples = torch.cat(
@@ -120,7 +125,7 @@ def _predicted(settings: Settings) -> FigureData:
             theta0[None],
             reference.iterates,
             torch.linspace(0, 1, 11, dtype=torch.float64)[:, None] * theta_star,
-            *(run.iterates.reshape(-1, problem.dimension) for run in runs.values()),
+            *(kept.reshape(-1, problem.dimension) for kept in iterates.values()),
         ]
     )
     frontiers = {
@@ -162,7 +167,7 @@ def _predicted(settings: Settings) -> FigureData:
                 f"{name}_bound_gb": float(bounds.min()),
                 f"{name}_slack": _ratio(measured, float(bounds.min())),
                 f"{name}_pair_ratio_on_run": _gb_digits.worst_ratio(
-                    problem, run.iterates, B2=b2, G2=g2
+                    problem, iterates[attack, f], B2=b2, G2=g2
                 ),
             }
         row["runs_bound_kappa_hat"] = float(
