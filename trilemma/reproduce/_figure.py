@@ -16,13 +16,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numba
 from matplotlib.figure import Figure as MatplotlibFigure
-from threadpoolctl import threadpool_limits
 
 from trilemma._device import check_device
 from trilemma._files import save_png, write_csv, write_text
 from trilemma._provenance import write_meta
+from trilemma._threads import limited
 from trilemma._validation import check_choice, check_int
 
 __all__ = [
@@ -93,20 +92,15 @@ def non_decreasing(values: Sequence[float], *, tolerance: float = 0.05) -> bool:
 
 @contextlib.contextmanager
 def single_threaded() -> Iterator[None]:
-    """Run the block with one BLAS/OpenMP thread and one numba thread.
+    """Run the block with one BLAS/OpenMP thread and one numba thread
+    (:func:`trilemma._threads.limited` with one thread).
 
     Small tensors pay more for waking a thread pool than they gain; on a busy CPU a pool even
     waits on a descheduled thread (the coordinate-wise rules' numba kernel at n = 50, d = 64:
-    95 ms per trial against 3.4 ms on one thread, measured 2026-11-29). ``threadpool_limits``
-    does not reach numba's pool, so both are limited here.
+    95 ms per trial against 3.4 ms on one thread, measured 2026-11-29).
     """
-    threads = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        with threadpool_limits(limits=1):
-            yield
-    finally:
-        numba.set_num_threads(threads)
+    with limited(1):
+        yield
 
 
 FIGURES: dict[str, Figure] = {}
