@@ -101,7 +101,7 @@ def _contains_sampling_without_replacement(event: dp_event.DpEvent) -> bool:
 
 
 def _composed_accountant(
-    event: dp_event.DpEvent, method: str, neighboring: str | None
+    event: dp_event.DpEvent, method: Method, neighboring: Neighboring | None
 ) -> dp_accounting.PrivacyAccountant:
     if not isinstance(event, dp_event.DpEvent):
         raise TypeError(f"event must be a dp_accounting DpEvent, got {type(event).__name__}")

@@ -36,7 +36,8 @@ This module holds the event, the accountant and the one-call ε helper;
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
+from typing import Literal
 
 import attr
 import dp_accounting
@@ -60,8 +61,12 @@ __all__ = [
     "secldp_epsilon",
 ]
 
-SECLDP_METHODS = ("rdp", "pld", "classic")
-_SAMPLINGS = ("without_replacement", "poisson")
+SecLDPMethod = Literal["rdp", "pld", "classic"]
+"""How a node's privacy loss is converted: dp-accounting's RDP or PLD, or the reference's zCDP."""
+SecLDPSampling = Literal["without_replacement", "poisson"]
+"""How an example-level batch is drawn."""
+SECLDP_METHODS: tuple[SecLDPMethod, ...] = ("rdp", "pld", "classic")
+_SAMPLINGS: tuple[SecLDPSampling, ...] = ("without_replacement", "poisson")
 
 
 def _check_event_fields(event: SecLDPDpEvent) -> None:
@@ -131,7 +136,7 @@ class SecLDPDpEvent(dp_event.DpEvent):
     clip: float = 1.0
     local_size: int = 1
     batch_size: int = 1
-    sampling: str = "without_replacement"
+    sampling: SecLDPSampling = "without_replacement"
     graph: tuple[tuple[Hashable, ...], bytes, bytes, bytes] = attr.ib(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -183,7 +188,7 @@ def node_dpsgd_event(event: SecLDPDpEvent, inverse_variance: float, count: int) 
 
 
 def node_epsilon(
-    event: SecLDPDpEvent, inverse_variance: float, count: int, delta: float, method: str
+    event: SecLDPDpEvent, inverse_variance: float, count: int, delta: float, method: SecLDPMethod
 ) -> float:
     """ε after ``count`` rounds of ``event`` for a node of the given (Σ_H⁻¹)_ii."""
     if method == "classic":
@@ -217,15 +222,16 @@ class SecLDPAccountant(dp_accounting.PrivacyAccountant):
     10.2929
     """
 
-    def __init__(self, *, colluders: Iterable[Hashable] = (), method: str = "rdp") -> None:
+    def __init__(self, *, colluders: Iterable[Hashable] = (), method: SecLDPMethod = "rdp") -> None:
         super().__init__(NeighboringRelation.REPLACE_ONE)
-        self._method = check_choice("method", method, SECLDP_METHODS)
+        check_choice("method", method, SECLDP_METHODS)
+        self._method = method
         self._colluders = tuple(colluders)
         self._rounds: list[tuple[SecLDPDpEvent, int]] = []
         self._cache: dict[SecLDPDpEvent, tuple[np.ndarray, np.ndarray]] = {}
 
     @property
-    def method(self) -> str:
+    def method(self) -> SecLDPMethod:
         """The conversion method."""
         return self._method
 
@@ -279,7 +285,9 @@ class SecLDPAccountant(dp_accounting.PrivacyAccountant):
             table[row, honest] = values
         return table
 
-    def _per_node(self, function, nodes: np.ndarray | None) -> np.ndarray:
+    def _per_node(
+        self, function: Callable[[dp_event.DpEvent], float], nodes: np.ndarray | None
+    ) -> np.ndarray:
         """Apply ``function(composed_event_of_node)`` once per distinct node profile."""
         table = self.inverse_variances()
         size = table.shape[1]
@@ -325,9 +333,8 @@ class SecLDPAccountant(dp_accounting.PrivacyAccountant):
             result = np.full(rho.shape, np.nan)
             result[honest] = zcdp_to_dp_epsilon(rho=rho[honest], delta=target_delta)
             return result
-        return self._per_node(
-            lambda e: get_epsilon(e, delta=target_delta, method=self._method), None
-        )
+        method = self._method
+        return self._per_node(lambda e: get_epsilon(e, delta=target_delta, method=method), None)
 
     def get_epsilon(self, target_delta: float) -> float:
         """ε of the worst honest node at δ."""
@@ -336,9 +343,9 @@ class SecLDPAccountant(dp_accounting.PrivacyAccountant):
             return 0.0
         if self._method == "classic":
             return float(np.nanmax(self.node_epsilons(target_delta)))
+        method = self._method
         values = self._per_node(
-            lambda e: get_epsilon(e, delta=target_delta, method=self._method),
-            self._worst_nodes(),
+            lambda e: get_epsilon(e, delta=target_delta, method=method), self._worst_nodes()
         )
         return float(np.nanmax(values))
 
@@ -351,8 +358,9 @@ class SecLDPAccountant(dp_accounting.PrivacyAccountant):
             rho = float(np.nanmax(self._rho()))
             # inverse of ε = ρ + 2√(ρ ln(1/δ)) [D]
             return 1.0 if eps <= rho else math.exp(-((eps - rho) ** 2) / (4.0 * rho))
+        method = self._method
         values = self._per_node(
-            lambda e: get_delta(e, epsilon=eps, method=self._method), self._worst_nodes()
+            lambda e: get_delta(e, epsilon=eps, method=method), self._worst_nodes()
         )
         return float(np.nanmax(values))
 
@@ -363,7 +371,7 @@ def event_epsilon(
     steps: int,
     delta: float,
     colluders: Iterable[Hashable] = (),
-    method: str = "rdp",
+    method: SecLDPMethod = "rdp",
 ) -> float:
     """ε at δ of the worst honest node after ``steps`` rounds of ``event``.
 
@@ -388,10 +396,10 @@ def secldp_epsilon(
     steps: int,
     delta: float,
     colluders: Iterable[Hashable] = (),
-    method: str = "rdp",
+    method: SecLDPMethod = "rdp",
     local_size: int = 1,
     batch_size: int = 1,
-    sampling: str = "without_replacement",
+    sampling: SecLDPSampling = "without_replacement",
 ) -> float:
     """ε of the worst honest node after ``steps`` SecLDP rounds: :func:`event_epsilon` of the
     :class:`SecLDPDpEvent` built from the keywords.

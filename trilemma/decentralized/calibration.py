@@ -26,18 +26,32 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
+from typing import TypedDict
 
 import numpy as np
 from scipy.optimize import minimize_scalar
 
 from trilemma._validation import check_int, check_real
 from trilemma.accountants import as_topology, calibrate_sigma_cor, secldp_epsilon
+from trilemma.accountants.secldp import SecLDPMethod, SecLDPSampling
 from trilemma.decentralized.mixing import mixing_matrix
 
 __all__ = ["DecorNoise", "calibrate_decor", "central_sigma", "gossip_variance", "local_sigma"]
 
 # Below σ_ldp/√n_c · (1 + _MARGIN) the σ_cor that meets ε* grows like 1/√(σ − σ_ldp/√n_c).
 _MARGIN = 1e-3
+
+
+class _Accounting(TypedDict):
+    """The accounting keywords :func:`calibrate_decor` passes on unchanged."""
+
+    clip: float
+    steps: int
+    delta: float
+    method: SecLDPMethod
+    local_size: int
+    batch_size: int
+    sampling: SecLDPSampling
 
 
 @dataclass(frozen=True)
@@ -103,10 +117,10 @@ def local_sigma(
     clip: float,
     steps: int,
     delta: float,
-    method: str = "rdp",
+    method: SecLDPMethod = "rdp",
     local_size: int = 1,
     batch_size: int = 1,
-    sampling: str = "without_replacement",
+    sampling: SecLDPSampling = "without_replacement",
     rtol: float = 1e-6,
 ) -> float:
     """σ_ldp: the smallest local noise (σ_cor = 0) whose ε is ≤ ``target_epsilon``.
@@ -157,10 +171,10 @@ def calibrate_decor(
     delta: float,
     colluders: Iterable[Hashable] = (),
     mixing: object = "metropolis",
-    method: str = "rdp",
+    method: SecLDPMethod = "rdp",
     local_size: int = 1,
     batch_size: int = 1,
-    sampling: str = "without_replacement",
+    sampling: SecLDPSampling = "without_replacement",
     rtol: float = 1e-5,
 ) -> DecorNoise:
     """(σ, σ_cor) meeting ``target_epsilon`` for the worst honest node with the least
@@ -205,7 +219,7 @@ def calibrate_decor(
     if honest.size == 0:
         raise ValueError(f"colluders cover all {topology.n_nodes} nodes: the honest set is empty")
     smallest = min(len(part) for part in topology.induced(honest).components())
-    accounting = {
+    accounting: _Accounting = {
         "clip": clip,
         "steps": steps,
         "delta": delta,

@@ -9,7 +9,7 @@ Each property is stated as a ratio that must stay ≤ 1 (up to 1e-9 relative); a
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from hypothesis import strategies as st
 
@@ -31,7 +31,7 @@ __all__ = [
 DpsgdEpsilon = Callable[..., float]
 
 
-def _dpsgd(method: str) -> DpsgdEpsilon:
+def _dpsgd(method: Literal["rdp", "pld"]) -> DpsgdEpsilon:
     def epsilon(*, noise_multiplier: float, sample_rate: float, steps: int, delta: float) -> float:
         return accountants.dpsgd_epsilon(
             noise_multiplier=noise_multiplier,
@@ -45,7 +45,11 @@ def _dpsgd(method: str) -> DpsgdEpsilon:
 
 
 def check_dpsgd_monotone(
-    *, examples: int, seed: int = 0, method: str = "rdp", epsilon: DpsgdEpsilon | None = None
+    *,
+    examples: int,
+    seed: int = 0,
+    method: Literal["rdp", "pld"] = "rdp",
+    epsilon: DpsgdEpsilon | None = None,
 ) -> CheckReport:
     """DP-SGD's ε does not decrease with more steps or a larger sampling rate, and does not
     increase with more noise (ratio = ε(less private)⁻¹ · ε(more private) ≤ 1)."""
@@ -84,7 +88,7 @@ def check_gaussian_composition(
     *,
     examples: int,
     seed: int = 0,
-    method: str = "rdp",
+    method: Literal["analytic", "rdp", "pld"] = "rdp",
     epsilon: Callable[..., float] | None = None,
 ) -> CheckReport:
     """k Gaussian mechanisms of noise multiplier σ are exactly one of σ/√k (Dong, Roth, Su 2022,
