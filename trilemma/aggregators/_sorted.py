@@ -19,13 +19,15 @@ merge-sort network, vectorised across coordinates in cache-sized column blocks: 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 
 import numba
 import numpy as np
 import torch
 
-__all__ = ["sorted_reduce"]
+__all__ = ["numba_threads", "sorted_reduce"]
 
 _TRIMMED, _WINDOW = 0, 1
 _BLOCK = 256  # columns per block: n × 256 values stay in the L2 cache (measured best)
@@ -58,6 +60,20 @@ def _batcher_network(n: int) -> np.ndarray:
 #: inputs with fewer entries run the kernel on one thread (measured: a (9, 5) input takes
 #: ~7 ms through a busy 2-thread pool and ~0.3 ms on one thread)
 _SERIAL_BELOW = 1 << 15
+
+
+@contextmanager
+def numba_threads(entries: int) -> Iterator[None]:
+    """Run the numba kernels of the block on one thread when the input has fewer than
+    ``_SERIAL_BELOW`` entries (waking the pool costs more than the work); the pool's thread
+    count is restored on exit."""
+    threads = numba.get_num_threads()
+    if entries < _SERIAL_BELOW:
+        numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(threads)
 
 
 @numba.njit(parallel=True, cache=True)
@@ -127,11 +143,6 @@ def sorted_reduce(
         return _torch_sorted_reduce(x, code, a, b)
     flat = x.detach().reshape(-1, n, d).contiguous().numpy()
     out = np.empty((flat.shape[0], d), dtype=flat.dtype)
-    threads = numba.get_num_threads()
-    if flat.size < _SERIAL_BELOW:  # waking the thread pool costs more than the work
-        numba.set_num_threads(1)
-    try:
+    with numba_threads(flat.size):
         _sorted_reduce_kernel(flat, _batcher_network(n), code, a, b, out)
-    finally:
-        numba.set_num_threads(threads)
     return torch.from_numpy(out).reshape(*x.shape[:-2], d)
