@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from trilemma.attacks import flip_labels
+from trilemma.attacks import LabelFlipping, flip_labels
 
 
 def test_values_dtype_and_involution():
@@ -30,3 +30,15 @@ def test_errors():
     with pytest.raises(ValueError, match="num_classes=0"):
         flip_labels(torch.tensor([0]), 0)
     assert flip_labels(torch.tensor([12]), 10, validate=False).tolist() == [-3]
+
+
+def test_poison_copies_the_first_workers_with_flipped_labels():
+    features = torch.arange(24.0).reshape(3, 2, 4)
+    labels = torch.tensor([[0, 1], [2, 2], [1, 0]])
+    x, y = LabelFlipping().poison(features, labels, 3, f=2)
+    assert torch.equal(x, features[:2]) and y.tolist() == [[2, 1], [0, 0]]
+    x, y = LabelFlipping().poison(features, labels, 3, f=4)  # cyclic past the h workers
+    assert torch.equal(x, features[[0, 1, 2, 0]]) and y[3].tolist() == [2, 1]
+    assert LabelFlipping().poison(features, labels, 3, f=0)[0].shape == (0, 2, 4)
+    with pytest.raises(ValueError, match="f=-1"):
+        LabelFlipping().poison(features, labels, 3, f=-1)

@@ -14,11 +14,13 @@ from trilemma import aggregators, attacks
 from trilemma.bounds import gb_upper_bound_pl
 from trilemma.dgd import (
     LeastSquares,
+    RobustDGD,
     SoftmaxRegression,
     exact_gb,
     exact_gb_threshold,
     robust_dgd,
 )
+from trilemma.dgd.byzantine import PoisonedWorkers, VectorAttack
 
 F64 = torch.float64
 
@@ -417,3 +419,17 @@ def test_attack_names_resolve_to_the_attacks_built_by_hand():
         torch.testing.assert_close(run("sign-flipping-copy"), run("sign_flipping"), rtol=0, atol=0)
     finally:
         registry._REGISTRY.pop("sign-flipping-copy")
+
+
+def test_the_byzantine_workers_are_one_resolved_behaviour():
+    # one field whatever the attack: vectors from the honest messages, or poisoned data whose
+    # labels are K − 1 − y of honest workers 0..f−1; none without Byzantine workers
+    problem, f = _softmax_problem(), 2
+    flipping = RobustDGD(problem, rule="cwmed", f=f, attack="label_flipping", lr=0.1).byzantine
+    assert isinstance(flipping, PoisonedWorkers)
+    assert torch.equal(flipping.data.features, problem.features[:f])
+    assert torch.equal(flipping.data.labels, 2 - problem.labels[:f])
+    vectors = RobustDGD(problem, rule="cwmed", f=f, attack="sign_flipping", lr=0.1).byzantine
+    assert isinstance(vectors, VectorAttack) and vectors.f == f
+    assert isinstance(vectors.attack, attacks.SignFlipping)
+    assert RobustDGD(problem, rule="cwmed", f=0, attack="label_flipping", lr=0.1).byzantine is None

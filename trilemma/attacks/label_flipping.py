@@ -3,7 +3,8 @@
 The gradients themselves need the model and the data, so they belong to the training runner
 (:mod:`trilemma.dgd`). This module provides the label map that runner applies to a Byzantine
 worker's batch before its forward/backward pass: y ↦ K − 1 − y, and :class:`LabelFlipping`,
-what :func:`trilemma.attacks.resolve` answers for ``"label_flipping"``.
+what :func:`trilemma.attacks.resolve` answers for ``"label_flipping"``, which builds the
+Byzantine workers' poisoned data (:meth:`LabelFlipping.poison`).
 """
 
 from __future__ import annotations
@@ -76,16 +77,47 @@ class LabelFlipping:
     arXiv:2302.01772, attack "LF").
 
     Not an :class:`~trilemma.attacks.Attack` (which maps honest vectors to Byzantine ones): the
-    caller that holds the data applies it, e.g. :class:`trilemma.dgd.RobustDGD` to the data of
-    its first f honest workers.
+    caller that holds the data builds the Byzantine workers' data with :meth:`poison`, e.g.
+    :class:`trilemma.dgd.RobustDGD` from the data of its first f honest workers.
 
     Examples
     --------
     >>> import torch
     >>> LabelFlipping().flip(torch.tensor([0, 2]), 3)
     tensor([2, 0])
+    >>> labels = torch.tensor([[0, 1], [2, 2], [1, 0]])
+    >>> x, y = LabelFlipping().poison(torch.zeros(3, 2, 4), labels, 3, f=2)
+    >>> x.shape, y
+    (torch.Size([2, 2, 4]), tensor([[2, 1],
+            [0, 0]]))
     """
 
     def flip(self, y: Any, num_classes: int) -> torch.Tensor:
         """Labels y ↦ K − 1 − y (:func:`flip_labels`)."""
         return flip_labels(y, num_classes)
+
+    def poison(
+        self, features: torch.Tensor, labels: torch.Tensor, num_classes: int, *, f: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The data of f Byzantine workers: that of honest workers 0, …, f − 1 (cyclically when
+        f exceeds the h honest workers), labels y ↦ K − 1 − y.
+
+        Parameters
+        ----------
+        features : torch.Tensor
+            The honest workers' inputs, ``(h, m, ...)``.
+        labels : torch.Tensor
+            Their integer labels, ``(h, m)``.
+        num_classes : int
+            K ≥ 1.
+        f : int
+            Byzantine workers, ≥ 0.
+
+        Returns
+        -------
+        (torch.Tensor, torch.Tensor)
+            Inputs ``(f, m, ...)`` and flipped labels ``(f, m)``.
+        """
+        f = check_int("f", f, low=0)
+        rows = torch.arange(f) % features.shape[0]
+        return features[rows], flip_labels(labels[rows], num_classes)

@@ -7,8 +7,8 @@ and Gaussian noise N(0, s²I) added (DP, as in SAFE-DSHB: Allouah et al., ICML 2
 arXiv:2302.04787), then averaged with its momentum buffer m_i ← β m_i + (1 − β) g_i (D-SHB);
 the f Byzantine workers send ``attack(messages, f)`` — or, for ``"label_flipping"``, the
 gradients of the first f honest workers' data with labels y ↦ K − 1 − y, through their own
-momentum buffers (Allouah et al., AISTATS 2023, arXiv:2302.01772); the server moves
-θ_{t+1} = θ_t − γ F(messages).
+momentum buffers (Allouah et al., AISTATS 2023, arXiv:2302.01772; both kinds in
+:mod:`trilemma.dgd.byzantine`); the server moves θ_{t+1} = θ_t − γ F(messages).
 
 :class:`RobustDGD` is the algorithm as a state machine (``start``, ``step``) so that a run can
 be checkpointed between steps and resumed bit-identically (:mod:`trilemma.dgd.training`), and
@@ -20,147 +20,22 @@ from one generator whatever the slice, so a sharded run follows the single-proce
 
 from __future__ import annotations
 
-import dataclasses
-import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
 
 import torch
 
 from trilemma import aggregators, attacks
-from trilemma._files import write_binary
 from trilemma._validation import check_int, check_real, check_workers
+from trilemma.dgd.byzantine import average, byzantine_workers
 from trilemma.dgd.problems import Problem
+from trilemma.dgd.state import RunState, Shard, StepRecord, Trajectory
 
 __all__ = ["ATTACKS", "RobustDGD", "RunState", "Shard", "StepRecord", "Trajectory", "robust_dgd"]
 
 Rule = Callable[[torch.Tensor], torch.Tensor]
-LABEL_FLIPPING = attacks.LABEL_FLIPPING
-ATTACKS: tuple[str, ...] = tuple(sorted((*attacks.available(), LABEL_FLIPPING)))
+ATTACKS: tuple[str, ...] = tuple(sorted((*attacks.available(), attacks.LABEL_FLIPPING)))
 """Attack names the runner takes: :func:`trilemma.attacks.available` and ``"label_flipping"``
 (the optimal line-search attacks are built against the run's rule)."""
-
-
-@dataclass(frozen=True)
-class Shard:
-    """The honest workers ``start:stop`` this process computes, and how to assemble all h.
-
-    Attributes
-    ----------
-    start, stop : int
-        Slice of the honest workers.
-    gather : callable
-        ``gather(local, dim)`` concatenates every process's slice along ``dim`` (the worker
-        dimension) in worker order; identity for a single process.
-    """
-
-    start: int
-    stop: int
-    gather: Callable[[torch.Tensor, int], torch.Tensor]
-
-
-@dataclass(frozen=True)
-class RunState:
-    """Everything the next step depends on besides the generator: the step count t, θ_t and the
-    momentum buffers (None before the first step or without momentum). ``gradients`` caches
-    this process's honest workers' ∇L_i(θ_t) when the previous step computed them along with
-    L_H(θ_t) (None: computed when needed; never part of a checkpoint)."""
-
-    step: int
-    theta: torch.Tensor
-    honest_buffer: torch.Tensor | None = None
-    byzantine_buffer: torch.Tensor | None = None
-    gradients: torch.Tensor | None = None
-
-    def save(
-        self, path: str | os.PathLike[str], *, config: Mapping[str, Any], **extra: Any
-    ) -> Path:
-        """Write a checkpoint to ``path`` atomically (:func:`torch.save`).
-
-        It holds the run's ``config``, t, θ_t and the momentum buffers, then ``extra`` (what
-        else the next step needs, e.g. the generator state); ``gradients`` is a cache and is
-        left out.
-
-        Returns
-        -------
-        Path
-            ``path``.
-        """
-        checkpoint = {
-            "config": dict(config),
-            "step": self.step,
-            "theta": self.theta,
-            "honest_buffer": self.honest_buffer,
-            "byzantine_buffer": self.byzantine_buffer,
-            **extra,
-        }
-        return write_binary(path, lambda stream: torch.save(checkpoint, stream))
-
-    @classmethod
-    def load(
-        cls, path: str | os.PathLike[str], *, map_location: str | torch.device | None = None
-    ) -> tuple[RunState, dict[str, Any]]:
-        """Read a checkpoint written by :meth:`save`.
-
-        Returns
-        -------
-        (RunState, dict)
-            The state and the rest of the checkpoint: ``config`` and the ``extra`` keys.
-
-        Raises
-        ------
-        FileNotFoundError
-            If ``path`` does not exist.
-        """
-        rest = torch.load(path, map_location=map_location, weights_only=False)
-        state = cls(
-            rest.pop("step"),
-            rest.pop("theta"),
-            rest.pop("honest_buffer"),
-            rest.pop("byzantine_buffer"),
-        )
-        return state, rest
-
-
-@dataclass(frozen=True)
-class StepRecord:
-    """What step t measured, each ``(...)``: the robustness ratio κ̂_t (see
-    :class:`Trajectory`), and unless the step was told not to measure, ‖∇L_H(θ_t)‖² and
-    L_H(θ_{t+1})."""
-
-    kappa_hat: torch.Tensor
-    gradient_norm2: torch.Tensor | None = None
-    objective: torch.Tensor | None = None
-
-
-@dataclass(frozen=True)
-class Trajectory:
-    """What a run recorded.
-
-    Attributes
-    ----------
-    objective : torch.Tensor
-        L_H(θ_t) for t = 0..T, ``(T + 1, ...)``.
-    gradient_norm2 : torch.Tensor
-        ‖∇L_H(θ_t)‖², ``(T + 1, ...)``.
-    kappa_hat : torch.Tensor
-        Per step, ‖F − ḡ‖² / ((1/h) Σ ‖g_i − ḡ‖²) over the honest messages g_i (their mean ḡ is
-        ∇L_H(θ_t) for D-GD): the robustness ratio the rule actually paid (0 when the honest
-        messages coincide and F returns them), ``(T, ...)``.
-    theta : torch.Tensor
-        θ_T, ``(..., P)``.
-    iterates : torch.Tensor or None
-        θ_0..θ_T, ``(T + 1, ..., P)``, when the run was asked to keep them (e.g. to sample the
-        (G, B) frontier where the algorithm went); None otherwise.
-    """
-
-    objective: torch.Tensor
-    gradient_norm2: torch.Tensor
-    kappa_hat: torch.Tensor
-    theta: torch.Tensor
-    iterates: torch.Tensor | None = None
 
 
 class RobustDGD:
@@ -192,6 +67,12 @@ class RobustDGD:
         β ∈ [0, 1) of the worker momentum m ← βm + (1 − β)g (0: none).
     shard : Shard, optional
         The honest workers this process computes (None: all of them).
+
+    Attributes
+    ----------
+    byzantine : VectorAttack, PoisonedWorkers or None
+        What the f Byzantine workers do, ``attack`` resolved once
+        (:func:`trilemma.dgd.byzantine.byzantine_workers`); None when f = 0.
     """
 
     def __init__(
@@ -218,17 +99,7 @@ class RobustDGD:
         if not callable(aggregate):
             raise TypeError(f"rule must be a name or a callable, got {type(rule).__name__}")
         self.aggregate = aggregate
-        if self.f > 0 and attack is None:
-            raise ValueError("f > 0 needs an attack: say what the Byzantine workers send")
-        self.flipped: Problem | None = None
-        self.attack: attacks.Attack | None = None
-        # read the registry now, not at import: attacks registered since are accepted too
-        names = sorted((*attacks.available(), LABEL_FLIPPING))
-        resolved = attacks.resolve(attack, rule=aggregate, choices=names)
-        if isinstance(resolved, attacks.LabelFlipping):
-            self.flipped = _label_flipped(problem, self.f)
-        else:
-            self.attack = resolved
+        self.byzantine = byzantine_workers(problem, attack, rule=aggregate, f=self.f)
         m = problem.features.shape[1]
         self.batch_size = (
             None if batch_size is None else check_int("batch_size", batch_size, low=1, high=m)
@@ -284,46 +155,46 @@ class RobustDGD:
         either is used; its state advances). ``measure=False`` skips ‖∇L_H(θ_t)‖² and
         L_H(θ_{t+1}) — for D-SGD the full gradients, about as costly as the step itself — and
         changes nothing else."""
-        if self.stochastic and generator is None:
-            raise ValueError("batches, clipping or noise need a torch.Generator (generator=)")
-        theta = state.theta
-        full = None
-        if measure or not self.stochastic:
-            local = self.local.gradients(theta) if state.gradients is None else state.gradients
-            full = self.shard.gather(local, -2)
-        honest = self._messages(theta, generator) if self.stochastic else full
+        honest, gradient_norm2 = self._honest(state, generator, measure)
         honest_buffer = byzantine_buffer = None
         if self.momentum > 0:
-            honest = honest_buffer = _average(state.honest_buffer, honest, self.momentum)
+            honest = honest_buffer = average(state.honest_buffer, honest, self.momentum)
         mean = honest.mean(dim=-2)
-        if self.f == 0:
-            sent = honest
-        elif self.flipped is not None:
-            byzantine = self.flipped.gradients(theta)
-            if self.momentum > 0:
-                byzantine = byzantine_buffer = _average(
-                    state.byzantine_buffer, byzantine, self.momentum
-                )
+        sent = honest
+        if self.byzantine is not None:
+            byzantine, byzantine_buffer = self.byzantine.send(honest, state, self.momentum)
             sent = torch.cat([honest, byzantine], dim=-2)
-        else:
-            sent = torch.cat([honest, self.attack(honest, self.f)], dim=-2)
         update = self.aggregate(sent)
-        spread = (honest - mean.unsqueeze(-2)).square().sum(dim=-1).mean(dim=-1)
-        error = (update - mean).square().sum(dim=-1)
-        ratio = torch.where(
-            spread > 0, error / spread.clamp(min=1e-300), torch.where(error > 0, torch.inf, 0.0)
-        )
-        theta = theta - self.lr * update
+        ratio = _kappa_hat(honest, mean, update)
+        theta = state.theta - self.lr * update
         record, gradients = StepRecord(kappa_hat=ratio), None
         if measure:  # L_H(θ_{t+1}) and the next step's gradients from one pass
             losses, gradients = self.local.losses_and_gradients(theta)
             record = StepRecord(
                 kappa_hat=ratio,
-                gradient_norm2=full.mean(dim=-2).square().sum(dim=-1),
+                gradient_norm2=gradient_norm2,
                 objective=self.shard.gather(losses, -1).mean(dim=-1),
             )
         next_state = RunState(state.step + 1, theta, honest_buffer, byzantine_buffer, gradients)
         return next_state, record
+
+    def _honest(
+        self, state: RunState, generator: torch.Generator | None, measure: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The honest messages of the step from ``state`` ``(..., h, P)``, and ‖∇L_H(θ_t)‖² when
+        ``measure`` (None otherwise)."""
+        if not self.stochastic:
+            full = self._full_gradients(state)
+            return full, full.mean(dim=-2).square().sum(dim=-1) if measure else None
+        if generator is None:
+            raise ValueError("batches, clipping or noise need a torch.Generator (generator=)")
+        norm2 = self._full_gradients(state).mean(dim=-2).square().sum(dim=-1) if measure else None
+        return self._messages(state.theta, generator), norm2
+
+    def _full_gradients(self, state: RunState) -> torch.Tensor:
+        """Every honest worker's ∇L_i(θ_t) ``(..., h, P)`` (cached in ``state`` or computed)."""
+        local = self.local.gradients(state.theta) if state.gradients is None else state.gradients
+        return self.shard.gather(local, -2)
 
     def _messages(self, theta: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Honest messages of one stochastic step: batch, clip, average, add noise. The random
@@ -345,26 +216,13 @@ class RobustDGD:
         return self.shard.gather(messages, -2)
 
 
-def _average(buffer: torch.Tensor | None, messages: torch.Tensor, beta: float) -> torch.Tensor:
-    """Momentum m ← βm + (1 − β)g, started at the first message."""
-    return messages if buffer is None else beta * buffer + (1 - beta) * messages
-
-
-def _label_flipped(problem: Problem, f: int) -> Problem:
-    """The data of honest workers 0..f−1 with labels y ↦ K − 1 − y."""
-    labels, classes = getattr(problem, "labels", None), getattr(problem, "classes", None)
-    if labels is None or classes is None:
-        raise ValueError(
-            f"attack='{LABEL_FLIPPING}' needs a classification problem (labels and classes), "
-            f"got {type(problem).__name__}"
-        )
-    if f == 0:
-        return problem
-    rows = torch.arange(f) % problem.workers
-    return dataclasses.replace(
-        problem,
-        features=problem.features[rows],
-        labels=attacks.flip_labels(labels[rows], classes),
+def _kappa_hat(honest: torch.Tensor, mean: torch.Tensor, update: torch.Tensor) -> torch.Tensor:
+    """‖F − ḡ‖² / ((1/h) Σ ‖g_i − ḡ‖²) over the honest messages g_i (:class:`Trajectory`):
+    0 when both vanish, ∞ when only the spread does."""
+    spread = (honest - mean.unsqueeze(-2)).square().sum(dim=-1).mean(dim=-1)
+    error = (update - mean).square().sum(dim=-1)
+    return torch.where(
+        spread > 0, error / spread.clamp(min=1e-300), torch.where(error > 0, torch.inf, 0.0)
     )
 
 
@@ -429,6 +287,8 @@ def robust_dgd(
     iterates = [state.theta] if keep_iterates else None
     for _ in range(steps):
         state, record = algorithm.step(state, generator)
+        # step(measure=True) fills both
+        assert record.objective is not None and record.gradient_norm2 is not None
         objective.append(record.objective)
         norms.append(record.gradient_norm2)
         ratios.append(record.kappa_hat)
