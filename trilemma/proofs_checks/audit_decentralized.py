@@ -144,7 +144,9 @@ def audit_decentralized_rounds(
         score = torch.zeros(count, dtype=torch.float64)
         for _ in range(rounds):
             gradients = runner.gradients(theta, generator)
-            messages = gradients + runner.noise(theta.shape, generator)
+            noise = runner.noise(theta.shape, generator)
+            assert noise is not None  # None only when σ = σ_cor = 0, and σ > 0 was checked
+            messages = gradients + noise
             known = gradients.clone()
             known[..., where, :] = 0.0  # the other nodes' gradients follow from the messages
             score = score + (messages - known)[..., 0] @ weights

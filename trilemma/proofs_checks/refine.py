@@ -113,6 +113,7 @@ def refine(
     spent = {"calls": 0}
 
     def many(vectors: np.ndarray) -> np.ndarray:  # scipy's vectorized layout: (p, S)
+        assert refinement.batch is not None  # many() is used only when a batch is given
         spent["calls"] += vectors.shape[1]
         ratios = refinement.batch(first, np.ascontiguousarray(vectors.T))
         return np.array([_loss(float(r)) for r in ratios])
