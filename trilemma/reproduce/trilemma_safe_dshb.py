@@ -86,20 +86,57 @@ def _noise_std(epsilon: float, steps: int, batch: int) -> float:
     )
 
 
-def _safe_dshb(settings: Settings) -> FigureData:
+def _task(seed: int) -> tuple[dgd.SoftmaxRegression, torch.Tensor, torch.Tensor]:
+    """The digits task: honest workers' Dirichlet shards and the held-out test set."""
     training, test = dgd.holdout(
-        dgd.load_classification("digits"), fraction=_TEST_FRACTION, seed=settings.seed
+        dgd.load_classification("digits"), fraction=_TEST_FRACTION, seed=seed
     )
-    test_x, test_y = torch.tensor(test.features), torch.tensor(test.labels)
     features, labels = dgd.split_workers(
         training,
         workers=_HONEST,
         per_worker=_PER_WORKER,
         kind="dirichlet",
         alpha=_ALPHA,
-        seed=settings.seed,
+        seed=seed,
     )
     problem = dgd.SoftmaxRegression(features, labels, classes=training.classes, ridge=_RIDGE)
+    return problem, torch.tensor(test.features), torch.tensor(test.labels)
+
+
+def _accuracies(
+    problem: dgd.SoftmaxRegression,
+    test: tuple[torch.Tensor, torch.Tensor],
+    *,
+    label: str,
+    noise: float,
+    steps: int,
+    batch: int,
+    theta0: torch.Tensor,
+    seed: int,
+) -> tuple[np.ndarray, float]:
+    """Final test accuracy of each trial of one series (0 for a diverged run), and mean κ̂."""
+    rule, f = _SERIES[label]
+    run = dgd.robust_dgd(
+        problem,
+        rule=rule,
+        f=f,
+        attack=_ATTACK if f else None,
+        steps=steps,
+        lr=_LR,
+        theta0=theta0,
+        batch_size=batch,
+        clip=_CLIP,
+        noise_std=noise,
+        momentum=_MOMENTUM,
+        generator=torch.Generator().manual_seed(seed),
+    )
+    accuracy = problem.accuracy(run.theta, *test).double().numpy()
+    accuracy = np.where(np.isfinite(run.theta.numpy()).all(axis=-1), accuracy, 0.0)
+    return accuracy, float(run.kappa_hat.mean())
+
+
+def _safe_dshb(settings: Settings) -> FigureData:
+    problem, test_x, test_y = _task(settings.seed)
     steps = settings.pick(tiny=5, quick=40, full=40)
     batch = settings.pick(tiny=_PER_WORKER, quick=_BATCH, full=_BATCH)
     trials = settings.pick(tiny=3, quick=4, full=20)
@@ -130,23 +167,17 @@ def _safe_dshb(settings: Settings) -> FigureData:
             )
         )
         for label in series:
-            rule, f = _SERIES[label]
-            run = dgd.robust_dgd(
+            accuracy, kappa_hat = _accuracies(
                 problem,
-                rule=rule,
-                f=f,
-                attack=_ATTACK if f else None,
+                (test_x, test_y),
+                label=label,
+                noise=noise,
                 steps=steps,
-                lr=_LR,
+                batch=batch,
                 theta0=theta0,
-                batch_size=batch,
-                clip=_CLIP,
-                noise_std=noise,
-                momentum=_MOMENTUM,
-                generator=torch.Generator().manual_seed(settings.seed),
+                seed=settings.seed,
             )
-            accuracy = problem.accuracy(run.theta, test_x, test_y).double().numpy()
-            accuracy = np.where(np.isfinite(run.theta.numpy()).all(axis=-1), accuracy, 0.0)
+            rule, f = _SERIES[label]
             rows.append(
                 {
                     "series": label,
@@ -164,20 +195,9 @@ def _safe_dshb(settings: Settings) -> FigureData:
                     "accuracy_ci95": mean_interval(accuracy),
                     "accuracy_min": float(accuracy.min()),
                     "accuracy_max": float(accuracy.max()),
-                    "kappa_hat_mean": float(run.kappa_hat.mean()),
+                    "kappa_hat_mean": kappa_hat,
                 }
             )
-    at = {(r["series"], r["epsilon"]): r for r in rows}
-    finite = [e for e in epsilons if math.isfinite(e)]
-    low, high = min(finite), max(finite)
-    for row in rows:
-        baseline = at["mean", row["epsilon"]]
-        row["gain_over_attacked_mean"] = row["accuracy_mean"] - baseline["accuracy_mean"]
-
-    def separated(better: tuple[str, float], worse: tuple[str, float]) -> bool:
-        a, b = at[better], at[worse]
-        return a["accuracy_mean"] - a["accuracy_ci95"] > b["accuracy_mean"] + b["accuracy_ci95"]
-
     return FigureData(
         rows=rows,
         parameters={
@@ -197,21 +217,38 @@ def _safe_dshb(settings: Settings) -> FigureData:
             "trials": trials,
             "series": list(series),
         },
-        checks={
-            "the accountant gives back each ε from its noise std (within 0.1 %, never above)": all(
-                r["epsilon_accounted"] <= r["epsilon"] * (1 + 1e-9)
-                and r["epsilon_accounted"] >= r["epsilon"] * (1 - _CALIBRATION)
-                for r in rows
-                if math.isfinite(r["epsilon"])
-            ),
-            f"privacy costs accuracy: the attack-free mean and SMEA are better at ε = {high:g} "
-            f"than at ε = {low:g} (95 % intervals apart)": all(
-                separated((label, high), (label, low)) for label in ("mean, no attack", "SMEA")
-            ),
-            "robustness matters: SMEA beats the attacked mean at every ε (95 % intervals "
-            "apart)": all(separated(("SMEA", e), ("mean", e)) for e in epsilons),
-        },
+        checks=_checks(rows, epsilons),
     )
+
+
+def _checks(rows: list[dict[str, Any]], epsilons: tuple[float, ...]) -> dict[str, bool]:
+    """The figure's checks; adds each row's accuracy gain over the attacked mean."""
+    at = {(r["series"], r["epsilon"]): r for r in rows}
+    finite = [e for e in epsilons if math.isfinite(e)]
+    low, high = min(finite), max(finite)
+    for row in rows:
+        baseline = at["mean", row["epsilon"]]
+        row["gain_over_attacked_mean"] = row["accuracy_mean"] - baseline["accuracy_mean"]
+
+    def separated(better: tuple[str, float], worse: tuple[str, float]) -> bool:
+        a, b = at[better], at[worse]
+        return a["accuracy_mean"] - a["accuracy_ci95"] > b["accuracy_mean"] + b["accuracy_ci95"]
+
+    return {
+        "the accountant gives back each ε from its noise std (within 0.1 %, never above)": all(
+            r["epsilon_accounted"] <= r["epsilon"] * (1 + 1e-9)
+            and r["epsilon_accounted"] >= r["epsilon"] * (1 - _CALIBRATION)
+            for r in rows
+            if math.isfinite(r["epsilon"])
+        ),
+        f"privacy costs accuracy: the attack-free mean and SMEA are better at ε = {high:g} "
+        f"than at ε = {low:g} (95 % intervals apart)": all(
+            separated((label, high), (label, low)) for label in ("mean, no attack", "SMEA")
+        ),
+        "robustness matters: SMEA beats the attacked mean at every ε (95 % intervals apart)": all(
+            separated(("SMEA", e), ("mean", e)) for e in epsilons
+        ),
+    }
 
 
 def _plot_safe_dshb(data: FigureData, canvas: MatplotlibFigure) -> None:
