@@ -5,6 +5,7 @@ and resume, and a torch.distributed backend."""
 from trilemma.dgd.config import MODELS, RunConfig
 from trilemma.dgd.data import SPLITS, ClassificationData, load_classification, split_workers
 from trilemma.dgd.distributed import shard_bounds
+from trilemma.dgd.experiment import Experiment, build_experiment, holdout
 from trilemma.dgd.heterogeneity import (
     dissimilarity,
     error_floor_pair,
@@ -14,15 +15,8 @@ from trilemma.dgd.heterogeneity import (
 )
 from trilemma.dgd.mlp import ACTIVATIONS, MLPClassifier
 from trilemma.dgd.problems import LeastSquares, Problem, SoftmaxRegression
-from trilemma.dgd.runner import (
-    ATTACKS,
-    RobustDGD,
-    RunState,
-    Shard,
-    StepRecord,
-    Trajectory,
-    robust_dgd,
-)
+from trilemma.dgd.runner import ATTACKS, RobustDGD, robust_dgd
+from trilemma.dgd.state import RunState, Shard, StepRecord, Trajectory
 from trilemma.dgd.tasks import (
     EXTREME_DIGITS,
     MACKEY_GLASS,
@@ -31,7 +25,7 @@ from trilemma.dgd.tasks import (
     mackey_glass,
     mackey_glass_ridge,
 )
-from trilemma.dgd.training import Experiment, TrainingResult, build_experiment, holdout, train
+from trilemma.dgd.training import TrainingResult, train
 
 __all__ = [
     "ACTIVATIONS",
