@@ -16,6 +16,7 @@ __all__ = ["add_demo_parser", "add_parser", "calibrate_error"]
 _DPSGD_METHODS: tuple[Literal["rdp", "pld"], ...] = ("rdp", "pld")
 _GAUSSIAN_METHODS: tuple[Literal["analytic", "rdp", "pld"], ...] = ("analytic", "rdp", "pld")
 _LAPLACE_METHODS: tuple[Literal["pure", "rdp", "pld"], ...] = ("pure", "rdp", "pld")
+_DEMO_SECLDP_METHODS: tuple[Literal["classic", "rdp"], ...] = ("classic", "rdp")
 
 
 class _SecLDPOptions(TypedDict):
@@ -27,7 +28,7 @@ class _SecLDPOptions(TypedDict):
     colluders: list[int | str]
     local_size: int
     batch_size: int
-    sampling: str
+    sampling: Literal["without_replacement", "poisson"]
 
 
 def _dpsgd(args: argparse.Namespace) -> Rows:
@@ -239,7 +240,7 @@ def _demo(args: argparse.Namespace) -> Rows:
     )
     rows.append({"question": "per-worker noise std, ε=1 m=500 b=25 T=100 C=1", "answer": std})
     for graph in ("ring:16", "torus:4x4", "complete:16"):
-        for method in ("classic", "rdp"):
+        for secldp_method in _DEMO_SECLDP_METHODS:
             eps = accountants.secldp_epsilon(
                 graph,
                 sigma=17.827,
@@ -247,11 +248,10 @@ def _demo(args: argparse.Namespace) -> Rows:
                 clip=1.0,
                 steps=3500,
                 delta=1e-5,
-                method=method,
+                method=secldp_method,
             )
-            rows.append(
-                {"question": f"SecLDP {graph} σ=17.827 σ_cor=188 T=3500 ({method})", "answer": eps}
-            )
+            question = f"SecLDP {graph} σ=17.827 σ_cor=188 T=3500 ({secldp_method})"
+            rows.append({"question": question, "answer": eps})
     eps = accountants.secldp_epsilon(
         "ring:16",
         sigma=17.827,
