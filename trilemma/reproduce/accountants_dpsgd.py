@@ -18,7 +18,7 @@ tightness ε_lower/ε of both accountants.
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from matplotlib.figure import Figure as MatplotlibFigure
@@ -38,7 +38,7 @@ _CURVES: dict[tuple[float, float], tuple[float, float]] = {
     (1.0, 0.1): (0.0, 2.0),
     (2.0, 1.0): (0.0, 2.0),
 }
-_METHODS = ("rdp", "pld")
+_METHODS: tuple[Literal["rdp", "pld"], ...] = ("rdp", "pld")
 
 PLD_TIGHTER = "PLD is never looser than RDP"
 STEPS_GROW = "ε grows with the number of steps"

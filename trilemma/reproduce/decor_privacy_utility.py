@@ -153,13 +153,29 @@ def _compute(settings: Settings) -> FigureData:
     )
     problem = _problem(settings.seed)
     budget = {"clip": _CLIP, "steps": steps, "delta": _DELTA}
-    run = {"steps": steps, "seeds": seeds, "seed": settings.seed}
     rows: list[dict[str, Any]] = []
     losses: dict[tuple[str, str, float], np.ndarray] = {}
 
-    def add(method: str, graph: str, epsilon: float, sigma: float, sigma_cor: float, **kw):
-        average, nodes = _final_losses(problem, graph, sigma=sigma, sigma_cor=sigma_cor, **kw)
-        key_graph = _AVERAGING if kw.get("mixing") == "average" else graph
+    def add(
+        method: str,
+        graph: str,
+        epsilon: float,
+        sigma: float,
+        sigma_cor: float,
+        *,
+        mixing: str = "metropolis",
+    ) -> None:
+        average, nodes = _final_losses(
+            problem,
+            graph,
+            steps=steps,
+            seeds=seeds,
+            seed=settings.seed,
+            mixing=mixing,
+            sigma=sigma,
+            sigma_cor=sigma_cor,
+        )
+        key_graph = _AVERAGING if mixing == "average" else graph
         losses[method, key_graph, epsilon] = average
         rows.append(
             {
@@ -177,7 +193,7 @@ def _compute(settings: Settings) -> FigureData:
             }
         )
 
-    add("non-private", graphs[-1], math.inf, 0.0, 0.0, mixing="average", **run)
+    add("non-private", graphs[-1], math.inf, 0.0, 0.0, mixing="average")
     for epsilon in epsilons:
         sigma_ldp = local_sigma(graphs[0], target_epsilon=epsilon, rtol=1e-6, **budget)
         add(
@@ -187,12 +203,11 @@ def _compute(settings: Settings) -> FigureData:
             central_sigma(sigma_ldp, nodes=_NODES),
             0.0,
             mixing="average",
-            **run,
         )
         for graph in graphs:
-            add("local DP", graph, epsilon, sigma_ldp, 0.0, **run)
+            add("local DP", graph, epsilon, sigma_ldp, 0.0)
             noise = calibrate_decor(graph, target_epsilon=epsilon, rtol=1e-5, **budget)
-            add("DECOR", graph, epsilon, noise.sigma, noise.sigma_cor, **run)
+            add("DECOR", graph, epsilon, noise.sigma, noise.sigma_cor)
     for row in rows:
         if row["method"] != "DECOR":
             continue

@@ -46,8 +46,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -69,7 +68,15 @@ _ATTACKS: Mapping[str, attacks.Attack] = {
 }
 """The official script's attacks (ByzLibrary's defaults: FOE factor 3, ALIE factor 3)."""
 
-_AUTHORS = MappingProxyType({"rule": "nnm>>cwtm", "f": 3, "lr": 0.001, "steps": 40_000})
+
+class _Run(NamedTuple):
+    rule: str
+    f: int
+    lr: float
+    steps: int
+
+
+_AUTHORS = _Run(rule="nnm>>cwtm", f=3, lr=0.001, steps=40_000)
 """The official script's runs, repeated at full size to compare their end with the plateau."""
 _STEP = 0.2
 """γL: the step size as a fraction of 1/L (module docstring)."""
@@ -90,7 +97,7 @@ def agreement(rows: Sequence[Mapping[str, Any]]) -> dict[str, bool]:
     runs = {(r["rule"], r["f"], r["attack"]): r for r in rows}.values()
     clean = [r for r in runs if r["f"] == 0]
     bounded = [r for r in runs if r["f"] > 0 and math.isfinite(r["bound_kappa_hat"])]
-    last = {}
+    last: dict[tuple[str, int, str], tuple[int, float]] = {}
     for r in rows:
         key = (r["rule"], r["f"], r["attack"])
         if r["step"] >= last.get(key, (-1, 0.0))[0]:
@@ -114,7 +121,7 @@ def _trajectories(settings: Settings) -> FigureData:
     problem = dgd.mackey_glass_ridge()
     _, l_star, mu, lipschitz = problem.optimum()
     steps = settings.pick(tiny=300, quick=800, full=2000)
-    authors_steps = settings.pick(tiny=0, quick=0, full=_AUTHORS["steps"])
+    authors_steps = settings.pick(tiny=0, quick=0, full=_AUTHORS.steps)
     lr = _STEP / lipschitz
     rules = settings.pick(
         tiny=("nnm>>cwtm", "cwtm", "nnm>>cwmed"),
@@ -169,10 +176,10 @@ def _trajectories(settings: Settings) -> FigureData:
                 summary["bound_kappa_hat"] = bound
                 summary["gap_over_bound"] = final / bound if math.isfinite(bound) else 0.0
                 summary["final_gap_authors_step"] = math.nan
-                if authors_steps and (rule, f) == (_AUTHORS["rule"], _AUTHORS["f"]):
+                if authors_steps and (rule, f) == (_AUTHORS.rule, _AUTHORS.f):
                     other = dgd.robust_dgd(
                         problem, rule=rule, f=f, attack=attack, steps=authors_steps,
-                        lr=_AUTHORS["lr"],
+                        lr=_AUTHORS.lr,
                     )  # fmt: skip
                     summary["final_gap_authors_step"] = float(other.objective[-1]) - l_star
                 rows.extend({**summary, "step": int(t), "gap": float(gaps[t])} for t in plotted)
@@ -242,11 +249,11 @@ def _plot_trajectories(data: FigureData, canvas: MatplotlibFigure) -> None:
             axes.text(0.98, 0.03, "\n".join(notes), transform=axes.transAxes, ha="right",
                       va="bottom", fontsize=6.5)  # fmt: skip
             for index, attack in enumerate(p["attacks"]):
-                run = next(r for r in mine if r["attack"] == attack)
-                if math.isfinite(run["final_gap_authors_step"]):
+                summary = next(r for r in mine if r["attack"] == attack)
+                if math.isfinite(summary["final_gap_authors_step"]):
                     axes.plot(
                         1.3 * p["steps"],
-                        run["final_gap_authors_step"],
+                        summary["final_gap_authors_step"],
                         marker="*",
                         ms=9,
                         color=f"C{index}",
@@ -270,7 +277,7 @@ def _plot_trajectories(data: FigureData, canvas: MatplotlibFigure) -> None:
     labels.append("PL bound at the run's κ̂ (its colour)")
     if star:
         handles.append(Line2D([], [], marker="*", ms=9, color="0.5", mec="k", ls="none"))
-        labels.append(f"end of the authors' γ = {_AUTHORS['lr']:g}, T = {_AUTHORS['steps']}")
+        labels.append(f"end of the authors' γ = {_AUTHORS.lr:g}, T = {_AUTHORS.steps}")
     canvas.legend(handles, labels, loc="outside right center", fontsize=7)
     canvas.suptitle(
         f"Robust D-GD on ridge (Fig. 1 protocol): {p['honest']} honest workers × 1 Mackey–Glass "

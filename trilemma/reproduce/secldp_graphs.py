@@ -24,7 +24,7 @@ user-level round of node i is a Gaussian mechanism of sensitivity 2C√((Σ_H⁻
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from typing import Any, Final, TypedDict
 
 import numpy as np
 from matplotlib.figure import Figure as MatplotlibFigure
@@ -37,7 +37,15 @@ from trilemma.reproduce._figure import Figure, FigureData, Settings, register
 
 __all__ = ["AUDIT_SOUND", "BOUNDS_HOLD", "CONVERSIONS", "DECREASING", "K_N", "LIMITS", "checks"]
 
-_SETTING = {"sigma": 17.827, "clip": 1.0, "steps": 3500, "delta": 1e-5}
+
+class _Setting(TypedDict):
+    sigma: float
+    clip: float
+    steps: int
+    delta: float
+
+
+_SETTING: Final[_Setting] = {"sigma": 17.827, "clip": 1.0, "steps": 3500, "delta": 1e-5}
 _NODES = 16
 # (graph, colluders); colluders {0, 8} cut the ring into two paths of 7, {0, 2} isolate node 1
 _CASES: tuple[tuple[str, tuple[int, ...]], ...] = (

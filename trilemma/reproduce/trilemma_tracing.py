@@ -38,6 +38,7 @@ from scipy import stats
 
 from trilemma.bounds import central_marginal_lower_bound
 from trilemma.estimators import DistributedMeanEstimation, TracingResult, tracing_attack
+from trilemma.estimators.protocols import Privacy
 from trilemma.reproduce._figure import Figure, FigureData, Settings, register
 
 __all__ = ["dp_roc_limit", "roc_violation"]
@@ -95,7 +96,7 @@ def roc_violation(
     return float(np.max(tpr_low - dp_roc_limit(fpr_high, epsilon=epsilon, delta=delta)))
 
 
-def _series(settings: Settings) -> list[tuple[str, float]]:
+def _series(settings: Settings) -> list[tuple[Privacy, float]]:
     """(privacy model, ε) of the attacked estimators; ε is ignored without privacy."""
     epsilons = settings.pick(
         tiny=(1.0, 4.0), quick=(1.0, 4.0, 16.0), full=(0.5, 1.0, 2.0, 4.0, 8.0)
