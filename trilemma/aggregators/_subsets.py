@@ -8,7 +8,7 @@ from functools import cache
 
 import torch
 
-__all__ = ["subset_diameters", "subsets"]
+__all__ = ["colex_rank", "delete_one", "removal_level", "subset_diameters", "subsets"]
 
 # Work per chunk: subsets × k² gathered distances × batch elements.
 _CHUNK_ELEMENTS = 1 << 22
@@ -54,3 +54,51 @@ def subset_diameters(distances: torch.Tensor, all_subsets: torch.Tensor) -> torc
         block = gather_blocks(distances, members.expand(*batch, *members.shape))
         parts.append(block.amax(dim=(-2, -1)))
     return torch.cat(parts, dim=-1)
+
+
+@cache
+def _delete_one_cpu(m: int) -> torch.Tensor:
+    full = torch.arange(m).expand(m, m)
+    return full[~torch.eye(m, dtype=torch.bool)].reshape(m, max(m - 1, 0))
+
+
+def delete_one(m: int, device: torch.device) -> torch.Tensor:
+    """``(m, m − 1)`` long table: row a lists 0, …, m − 1 without a."""
+    return _delete_one_cpu(m).to(device)
+
+
+@cache
+def _removal_level_cpu(n: int, j: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    removed_sets = sorted(itertools.combinations(range(n), j), key=lambda r: r[::-1])
+    count = len(removed_sets)
+    removed = torch.tensor(removed_sets, dtype=torch.long).reshape(count, j)
+    kept_mask = torch.ones((count, n), dtype=torch.bool)
+    kept_mask.scatter_(1, removed, False)
+    kept = torch.arange(n).expand(count, n)[kept_mask].reshape(count, n - j)
+    parents = colex_rank(removed[:, _delete_one_cpu(j)], n).reshape(count, j)
+    return removed, kept, parents
+
+
+def colex_rank(sets: torch.Tensor, n: int) -> torch.Tensor:
+    """Position of each sorted set ``(..., j)`` of ``range(n)`` among the j-sets in colex
+    order: Σ_i C(r_i, i + 1) (combinatorial number system, Knuth, TAOCP 7.2.1.3) [R]."""
+    j = sets.shape[-1]
+    binomial = torch.tensor(
+        [[math.comb(r, i) for i in range(1, j + 1)] for r in range(n)],
+        dtype=torch.long,
+        device=sets.device,
+    ).reshape(n, j)
+    return binomial[sets, torch.arange(j, device=sets.device)].sum(dim=-1)
+
+
+def removal_level(
+    n: int, j: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The C(n, j) ways to remove j of n points, in colexicographic order.
+
+    Returns ``(removed, kept, parents)``: ``removed`` ``(C, j)`` and ``kept`` ``(C, n − j)``
+    hold sorted indices; ``parents[c, a]`` is the position in level j − 1 of ``removed[c]``
+    without its a-th element (its :func:`colex_rank`).
+    """
+    removed, kept, parents = _removal_level_cpu(n, j)
+    return removed.to(device), kept.to(device), parents.to(device)

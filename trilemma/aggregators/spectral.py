@@ -8,21 +8,18 @@ Torgerson 1952) [D]. So no d × d covariance is ever formed.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 import torch
 
 from trilemma.aggregators._base import Aggregator
 from trilemma.aggregators._garbage import (
     anchored_gram,
     garbage_rows,
-    pairwise_sq_distances,
     zero_garbage,
 )
-from trilemma.aggregators._subsets import (
-    chunk_size,
-    gather_blocks,
-    subset_diameters,
-    subsets,
-)
+from trilemma.aggregators._subsets import colex_rank, delete_one, removal_level
 
 __all__ = ["CAF", "SMEA", "top_scatter_eigenvalue"]
 
@@ -40,16 +37,205 @@ def top_scatter_eigenvalue(block: torch.Tensor) -> torch.Tensor:
     return top.masked_fill(infinite, torch.inf)
 
 
+#: Pruning margin, relative to λ_max of the whole set (which dominates every eigenvalue the
+#: search meets): eigvalsh and the LDLᵀ inertia in float64 on m × m blocks err by about
+#: m ε ‖C‖ ≈ 1e-14 ‖C‖, so a margin of 1e-9 never lets rounding discard the optimum.
+_MARGIN = 1e-9
+#: Rounds of 1-swap local search that polish the greedy incumbent (each: k·f inertia tests).
+_SWAP_ROUNDS = 3
+#: Gram entries gathered per batched factorisation, and removal-set flags per batch chunk.
+_BLOCK_ELEMENTS = 1 << 21
+_FLAG_ELEMENTS = 1 << 24
+
+
+def _blocks(gram: torch.Tensor, trial: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+    """``gram[trial[i]][kept[i]][:, kept[i]]`` for every row i: ``(N, m, m)``."""
+    n = gram.shape[-1]
+    index = (trial * (n * n))[:, None, None] + kept[:, :, None] * n + kept[:, None, :]
+    return torch.take(gram, index)
+
+
+def _chunked(
+    compute: Callable[[torch.Tensor, slice], torch.Tensor],
+    gram: torch.Tensor,
+    trial: torch.Tensor,
+    kept: torch.Tensor,
+) -> torch.Tensor:
+    """``compute(blocks, rows)`` over chunks ``rows`` of the sets, concatenated."""
+    m = kept.shape[-1]
+    step = max(1, _BLOCK_ELEMENTS // max(1, m * m))
+    parts = []
+    for start in range(0, max(1, kept.shape[0]), step):
+        rows = slice(start, start + step)
+        parts.append(compute(_blocks(gram, trial[rows], kept[rows]), rows))
+    return torch.cat(parts)
+
+
+def _spectra(gram: torch.Tensor, trial: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+    """Ascending eigenvalues ``(N, m)`` of the centred Gram matrices J G_S J of the sets S =
+    ``kept`` ``(N, m)`` in batch elements ``trial`` ``(N,)`` of ``gram`` ``(B, n, n)``."""
+
+    def compute(block: torch.Tensor, _: slice) -> torch.Tensor:
+        block = block - block.mean(dim=-1, keepdim=True)
+        return torch.linalg.eigvalsh(block - block.mean(dim=-2, keepdim=True))
+
+    return _chunked(compute, gram, trial, kept)
+
+
+def _count_above(
+    gram: torch.Tensor, trial: torch.Tensor, kept: torch.Tensor, sigma: torch.Tensor
+) -> torch.Tensor:
+    """How many eigenvalues of J G_S J exceed ``sigma`` ``(N,)``, for each set S of
+    :func:`_spectra`, without an eigensolver.
+
+    The bordered matrix M = [[G_S − σI, s1], [s1ᵀ, 0]] (any s > 0) has one positive eigenvalue
+    more than the compression of G_S − σI to 1^⊥ (inertia of a bordered matrix, Haynsworth;
+    see Maddocks, SIAM J. Matrix Anal. Appl. 9, 1988, Thm 3.1) [R], and that compression has
+    the eigenvalues λ_i − σ of J G_S J on 1^⊥ [D]. The inertia of M comes from its
+    Bunch–Kaufman LDLᵀ factorisation (Sylvester's law of inertia): a 1 × 1 pivot counts by its
+    sign and a 2 × 2 pivot has a negative determinant, so exactly one positive eigenvalue
+    (Bunch & Kaufman, Math. Comp. 31, 1977) [R]. The factorisation is backward stable.
+    """
+    m = kept.shape[-1]
+
+    def compute(block: torch.Tensor, rows: slice) -> torch.Tensor:
+        level = sigma[rows].reshape(-1, 1)
+        border = level.clamp_min(torch.finfo(block.dtype).tiny)
+        eye = torch.eye(m, dtype=block.dtype, device=block.device)
+        bordered = block.new_zeros((block.shape[0], m + 1, m + 1))
+        bordered[:, :m, :m] = block - level.unsqueeze(-1) * eye
+        bordered[:, m, :m] = border
+        bordered[:, :m, m] = border
+        factor, pivots, _ = torch.linalg.ldl_factor_ex(bordered)
+        positive = (pivots > 0) & (torch.diagonal(factor, dim1=-2, dim2=-1) > 0)
+        return positive.sum(dim=-1) + (pivots < 0).sum(dim=-1) // 2 - 1
+
+    return _chunked(compute, gram, trial, kept)
+
+
+def _complement(kept: torch.Tensor, n: int) -> torch.Tensor:
+    """Sorted indices of ``range(n)`` not in ``kept`` ``(B, k)``: ``(B, n − k)``."""
+    size = kept.shape[0]
+    outside = torch.ones((size, n), dtype=torch.bool, device=kept.device).scatter(1, kept, False)
+    return torch.arange(n, device=kept.device).expand(size, n)[outside].reshape(size, -1)
+
+
+def _incumbent(
+    gram: torch.Tensor, garbage: torch.Tensor, f: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A feasible (n − f)-set per batch element and its λ_max: a greedy descent (drop the point
+    whose removal leaves the smallest λ_max; garbage rows first) polished by 1-swap local
+    search. Returns kept indices ``(B, n − f)`` and their λ_max ``(B,)``."""
+    size, n = garbage.shape
+    device = gram.device
+    trials = torch.arange(size, device=device)
+    kept = torch.arange(n, device=device).expand(size, n)
+    value = torch.full((size,), torch.inf, dtype=gram.dtype, device=device)
+    for m in range(n, n - f, -1):
+        children = kept[:, delete_one(m, device)]  # (B, m, m − 1)
+        top = _spectra(gram, trials.repeat_interleave(m), children.reshape(-1, m - 1))[:, -1]
+        top = top.reshape(size, m)
+        dirty = torch.gather(garbage, 1, kept)
+        pick = torch.where(dirty.any(dim=-1), dirty.to(torch.uint8).argmax(dim=-1), top.argmin(-1))
+        kept, value = children[trials, pick], top[trials, pick]
+    k = n - f
+    value = value.masked_fill(torch.gather(garbage, 1, kept).any(dim=-1), torch.inf)
+    swap_in = torch.arange(k, device=device).repeat_interleave(f)
+    swap_out = torch.arange(f, device=device).repeat(k)
+    for _ in range(_SWAP_ROUNDS):
+        neighbours = kept.unsqueeze(1).repeat(1, k * f, 1)
+        neighbours[:, torch.arange(k * f, device=device), swap_in] = _complement(kept, n)[
+            :, swap_out
+        ]
+        dirty = torch.gather(garbage, 1, neighbours.reshape(size, -1)).reshape(size, k * f, k)
+        trial, which = (~dirty.any(dim=-1) & torch.isfinite(value).unsqueeze(-1)).nonzero(
+            as_tuple=True
+        )
+        sets = neighbours[trial, which]
+        # only neighbours with λ_max ≤ the incumbent's get an eigensolver
+        below = _count_above(gram, trial, sets, value[trial]) == 0
+        trial, which, sets = trial[below], which[below], sets[below]
+        top = torch.full((size, k * f), torch.inf, dtype=gram.dtype, device=device)
+        top[trial, which] = _spectra(gram, trial, sets)[:, -1]
+        best, where = top.min(dim=-1)
+        better = best < value
+        if not bool(better.any()):
+            break
+        kept = torch.where(better.unsqueeze(-1), neighbours[trials, where], kept)
+        value = torch.where(better, best, value)
+    return kept.sort(dim=-1).values, value
+
+
+def _smallest_top_eigenvalue_sets(
+    gram: torch.Tensor, garbage: torch.Tensor, f: int
+) -> torch.Tensor:
+    """Kept indices ``(B, n − f)`` of an (n − f)-set with the smallest λ_max of its scatter, for
+    each batch element of ``gram`` ``(B, n, n)`` (garbage rows flagged in ``(B, n)``); see
+    :class:`SMEA` for the search and its proof."""
+    size, n = garbage.shape
+    device = gram.device
+    trials = torch.arange(size, device=device)
+    kept_best, value = _incumbent(gram, garbage, f)
+    top_all = _spectra(gram, trials, torch.arange(n, device=device).expand(size, n))[:, -1]
+    limit = value + _MARGIN * top_all.abs()
+    dirt = garbage.sum(dim=-1, keepdim=True)
+    alive = torch.ones((size, 1), dtype=torch.bool, device=device)
+    values = value.unsqueeze(-1)
+    for j in range(1, f + 1):
+        removed, kept, parents = removal_level(n, j, device)
+        inside = dirt - garbage[:, removed].sum(dim=-1)  # garbage rows the node still keeps
+        candidate = alive[:, parents].all(dim=-1) & (inside <= f - j)
+        trial, node = (candidate & (inside == 0)).nonzero(as_tuple=True)
+        # alive iff λ_{f−j+1}(T) ≤ limit, i.e. at most f − j eigenvalues above it
+        fits = _count_above(gram, trial, kept[node], limit[trial]) <= f - j
+        if j < f:
+            alive = candidate
+            alive[trial, node] = fits
+        else:
+            trial, node = trial[fits], node[fits]
+            values = torch.full(candidate.shape, torch.inf, dtype=gram.dtype, device=device)
+            values[trial, node] = _spectra(gram, trial, kept[node])[:, -1]
+    incumbent = colex_rank(_complement(kept_best, n), n).unsqueeze(-1)
+    values.scatter_reduce_(1, incumbent, value.unsqueeze(-1), "amin")
+    best = values.argmin(dim=-1)
+    # no finite set (more than f garbage rows): the first n − f rows, as the subset order gives
+    best = best.masked_fill(torch.isinf(values).all(dim=-1), values.shape[-1] - 1)
+    return removal_level(n, f, device)[1][best]
+
+
 class SMEA(Aggregator):
     """Smallest maximum eigenvalue averaging: the mean of the n − f vectors whose empirical
     covariance has the smallest top eigenvalue (Allouah et al., ICML 2023, arXiv:2302.04787,
     Alg. 2). Spectrally robust with κ_sp = 4f/(n − 2f).
 
-    Exact and exponential in f: the C(n, f) subsets are visited in increasing order of the lower
-    bound λ_max(scatter_S) ≥ ½ max_{i,j∈S} ‖x_i − x_j‖² (the scatter of S dominates that of
-    any pair in S) [D], top eigenvalues come from batched ``eigvalsh`` of the k × k centred Gram
-    matrices, and the search stops once the bound of the next subset reaches the best value.
-    n = 25, f = 6 (177 100 subsets) is practical; the pruning makes clustered inputs fast.
+    Exact, by branch and bound over the sets R of removed points (|R| = f), in float64 on the
+    Gram matrix of x (d is read once). For a kept set T write λ_1(T) ≥ λ_2(T) ≥ … for the
+    eigenvalues of its centred Gram matrix J G_T J, which are those of its scatter
+    Σ_T = Σ_{i∈T}(x_i − x̄_T)(x_i − x̄_T)ᵀ padded with zeros.
+
+    *Bound* [D]. If S ⊂ T and |T ∖ S| = r, then λ_1(S) ≥ λ_{r+1}(T). Indeed
+    Σ_T = Σ_S + B with B = Σ_{i∈T∖S}(x_i − x̄_T)(x_i − x̄_T)ᵀ + |S|(x̄_S − x̄_T)(x̄_S − x̄_T)ᵀ ⪰ 0,
+    and as |S|(x̄_S − x̄_T) = −Σ_{i∈T∖S}(x_i − x̄_T), B has rank ≤ r; Weyl's inequality
+    λ_{r+1}(Σ_S + B) ≤ λ_1(Σ_S) + λ_{r+1}(B) = λ_1(Σ_S) (Horn & Johnson, Matrix Analysis,
+    Thm 4.3.1) gives the claim. With r = 0 the same decomposition gives λ_1(S) ≤ λ_1(T).
+
+    *Search*. An incumbent τ ≥ λ* = min_{|S|=n−f} λ_1(S) comes from a greedy descent polished
+    by 1-swap local search. Then, for j = 1, …, f, a removal set A with |A| = j is a candidate
+    iff its j subsets of size j − 1 are all alive (the empty set is alive), and a candidate is
+    alive iff λ_{f−j+1}(T_A) ≤ τ + margin, T_A the points A keeps; the candidates at j = f are
+    evaluated exactly, and the answer is the smallest of them and the incumbent.
+
+    *Proof that the optimum is never discarded*. Let R* be an optimal removal set. By induction
+    on j, every A ⊂ R* with |A| = j is alive: its subsets of size j − 1 are alive, and T_A ⊃ S*
+    with |T_A ∖ S*| = f − j, so the bound gives λ_{f−j+1}(T_A) ≤ λ_1(S*) = λ* ≤ τ. Hence R* is
+    evaluated at j = f. The margin (1e-9 λ_1 of all n points, which dominates every eigenvalue
+    met by the r = 0 case) covers rounding. A set keeping a garbage row is +inf; a node that
+    keeps more garbage rows than it can still remove is dead, one that keeps fewer is alive
+    without a bound.
+
+    On isotropic Gaussian inputs at n = 20, f = 4, d = 64 about 600 of the 6 195 nodes are
+    evaluated (eigvalsh of ≤ 19 × 19 blocks, batched over nodes and batch elements), instead of
+    the 4 845 leaves of brute force.
 
     Examples
     --------
@@ -63,32 +249,24 @@ class SMEA(Aggregator):
 
     def _aggregate(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[-2]
-        k = n - self.f
+        if self.f == 0:
+            return x.mean(dim=-2)
         garbage = garbage_rows(x)
-        distances = pairwise_sq_distances(x, garbage)
-        all_subsets = subsets(n, k, x.device)
-        batch = distances.shape[:-2]
-        flat = distances.reshape(-1, n, n)
-        size = flat.shape[0]
-        bounds = 0.5 * subset_diameters(flat, all_subsets)
-        order = torch.argsort(bounds, dim=-1, stable=True)
-        sorted_bounds = torch.gather(bounds, -1, order)
-        best_value = torch.full((size,), torch.inf, dtype=x.dtype, device=x.device)
-        best_index = torch.zeros(size, dtype=torch.long, device=x.device)
-        step = chunk_size(size, k)
-        for start in range(0, all_subsets.shape[0], step):
-            if start > 0 and bool((sorted_bounds[:, start] >= best_value).all()):
-                break  # no remaining subset can beat the best found
-            positions = order[:, start : start + step]
-            members = all_subsets[positions]
-            values = top_scatter_eigenvalue(gather_blocks(flat, members))
-            chunk_best, where = values.min(dim=-1)
-            better = chunk_best < best_value
-            best_value = torch.where(better, chunk_best, best_value)
-            best_index = torch.where(
-                better, torch.gather(positions, -1, where[:, None])[:, 0], best_index
-            )
-        rows = all_subsets[best_index].reshape(*batch, k)
+        gram = anchored_gram(x, garbage).to(torch.float64)
+        # a row whose Gram entries overflow is as far from the others as a garbage row
+        garbage = garbage | ~torch.isfinite(gram).all(dim=-1)
+        gram = gram.masked_fill(garbage.unsqueeze(-1) | garbage.unsqueeze(-2), 0.0)
+        batch = x.shape[:-2]
+        flat_gram, flat_garbage = gram.reshape(-1, n, n), garbage.reshape(-1, n)
+        step = max(1, _FLAG_ELEMENTS // (math.comb(n, self.f) * self.f))
+        rows = torch.cat(
+            [
+                _smallest_top_eigenvalue_sets(
+                    flat_gram[start : start + step], flat_garbage[start : start + step], self.f
+                )
+                for start in range(0, flat_gram.shape[0], step)
+            ]
+        ).reshape(*batch, n - self.f)
         index = rows.unsqueeze(-1).expand(*rows.shape, x.shape[-1])
         return torch.gather(x, -2, index).mean(dim=-2)
 
