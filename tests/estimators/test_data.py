@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy import stats
 from sklearn import datasets
 from sklearn.preprocessing import StandardScaler, normalize
 
@@ -99,6 +100,92 @@ def test_marginal_averages_have_the_moments_of_record_averages():
     assert np.all(y[:, 3] == scale)  # bias 1: every record is +C/√d
     with pytest.raises(ValueError, match=r"biases must lie in \[-1, 1\]"):
         marginal_averages(torch.tensor([1.5]), n=1, m=1, generator=g)
+
+
+# The Binomial sampler behind marginal_averages, against scipy.stats.binom
+
+PROBS = (0.05, 0.35, 0.5, 0.7, 0.975)  # success probabilities (1 + p)/2 of the tests below
+
+
+def binomial_draws(*, m, n, count, seed, probs=PROBS):
+    """Counts K ``(count, n, len(probs))`` behind marginal_averages, y = (2K − m)/m · C/√d."""
+    d, clip = len(probs), 2.0
+    biases = 2.0 * torch.tensor(probs, dtype=torch.float64) - 1.0
+    g = torch.Generator().manual_seed(seed)
+    y = marginal_averages(biases.expand(count, d), n=n, m=m, clip=clip, generator=g).numpy()
+    counts = (y * m * math.sqrt(d) / clip + m) / 2.0
+    np.testing.assert_allclose(counts, np.round(counts), atol=1e-6 * m)
+    return np.round(counts).astype(np.int64)
+
+
+def chi_square_pvalue(samples, pmf):
+    """Pearson's test of integer ``samples`` against ``pmf`` (array over 0, …, len − 1); cells
+    with expected count below 5 are pooled with their neighbour towards the mode."""
+    observed = np.bincount(samples.ravel(), minlength=len(pmf)).astype(np.float64)
+    assert observed.size == len(pmf)  # no draw outside the support
+    expected = pmf * samples.size
+    mode = int(np.argmax(expected))
+    cells_o, cells_e, acc_o, acc_e = [], [], 0.0, 0.0
+    for k in [*range(mode), *range(len(pmf) - 1, mode - 1, -1)]:  # tails inwards
+        acc_o, acc_e = acc_o + observed[k], acc_e + expected[k]
+        if acc_e >= 5.0 or k == mode:
+            cells_o.append(acc_o)
+            cells_e.append(acc_e)
+            acc_o, acc_e = 0.0, 0.0
+    cells_o, cells_e = np.array(cells_o), np.array(cells_e)
+    statistic = float(np.sum((cells_o - cells_e) ** 2 / cells_e))
+    return float(stats.chi2.sf(statistic, max(len(cells_o) - 1, 1)))
+
+
+@pytest.mark.parametrize("m", [1, 7, 100, 70_000])  # 70 000: past the log-factorial table
+def test_marginal_average_counts_follow_the_binomial_law(m):
+    counts = binomial_draws(m=m, n=8, count=5_000, seed=m)
+    for j, prob in enumerate(PROBS):
+        pmf = stats.binom.pmf(np.arange(m + 1), m, prob)
+        # 40 000 draws per cell: a sound sampler is rejected at 1e-4 with probability 1e-4
+        assert chi_square_pvalue(counts[..., j], pmf) > 1e-4, (m, prob)
+
+
+@pytest.mark.parametrize("m", [7, 100])
+def test_binomial_law_test_rejects_a_wrong_p_or_a_wrong_m(m):
+    # planted bugs: draws with p off by 0.01, or with m + 1 trials, tested against Binomial(m, p)
+    prob = 0.35
+    pmf = stats.binom.pmf(np.arange(m + 2), m, prob)  # one more cell: room for m + 1
+    shifted = binomial_draws(m=m, n=8, count=5_000, seed=1, probs=(prob + 0.01,))
+    assert chi_square_pvalue(shifted, pmf) < 1e-6
+    more = binomial_draws(m=m + 1, n=8, count=5_000, seed=2, probs=(prob,))
+    assert chi_square_pvalue(more, pmf) < 1e-6
+    right = binomial_draws(m=m, n=8, count=5_000, seed=3, probs=(prob,))
+    assert chi_square_pvalue(right, pmf) > 1e-4
+
+
+def test_marginal_average_counts_are_independent_across_workers():
+    # the kernel serves the workers of one coordinate from one walk over sorted uniforms; the
+    # pair (K_0, K_1) must still have the product law (a mix-up of the sorted order would not)
+    m, prob = 3, 0.35
+    counts = binomial_draws(m=m, n=4, count=20_000, seed=5, probs=(prob,))[..., 0]
+    pmf = stats.binom.pmf(np.arange(m + 1), m, prob)
+    pair = counts[:, 0] * (m + 1) + counts[:, 1]
+    assert chi_square_pvalue(pair, np.outer(pmf, pmf).ravel()) > 1e-4
+    # planted bug: counts sorted across workers (K_0 ≤ K_1 always) are rejected
+    ordered = np.sort(counts, axis=1)
+    pair = ordered[:, 0] * (m + 1) + ordered[:, 1]
+    assert chi_square_pvalue(pair, np.outer(pmf, pmf).ravel()) < 1e-6
+
+
+def test_marginal_averages_are_deterministic_given_the_seed_and_use_n_d_uniforms():
+    biases = torch.linspace(-1.0, 1.0, 5, dtype=torch.float64).expand(3, 5)
+    draws = [
+        marginal_averages(biases, n=4, m=30, generator=torch.Generator().manual_seed(9))
+        for _ in range(2)
+    ]
+    assert torch.equal(draws[0], draws[1])
+    g = torch.Generator().manual_seed(9)
+    marginal_averages(biases, n=4, m=30, generator=g)
+    after = torch.rand(1, generator=g, dtype=torch.float64)
+    g = torch.Generator().manual_seed(9)
+    torch.rand(3 * 4 * 5, generator=g, dtype=torch.float64)
+    assert torch.equal(after, torch.rand(1, generator=g, dtype=torch.float64))
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,16 +12,24 @@ Three families, all with records of Euclidean norm ≤ C (the clipping bound of 
 
 Randomness comes only from an explicit ``torch.Generator`` (CPU); tensors are then moved to
 ``device``.
+
+:func:`marginal_averages` draws the Binomial counts behind the worker averages exactly, by
+inversion of the Binomial CDF in a compiled kernel fed with ``torch.rand`` uniforms of that
+generator (at m = 100 on CPU about 3× faster per draw than ``numpy.random.Generator.binomial``
+and 2× ``torch.binomial``, measured under load).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from functools import cache
 from types import MappingProxyType
 
+import numba
 import numpy as np
 import torch
+from scipy import special
 
 from trilemma._validation import check_choice, check_int, check_real
 
@@ -126,6 +134,89 @@ def marginal_records(
     return torch.where(positive, scale, -scale).to(biases.dtype)
 
 
+#: log k! is tabulated for k ≤ this (beyond it the kernel calls lgamma)
+_TABLE_LIMIT = 1 << 16
+
+
+@cache
+def _log_factorials(m: int) -> np.ndarray:
+    """log k! for k = 0, …, min(m, _TABLE_LIMIT), read-only."""
+    table = np.asarray(special.gammaln(np.arange(min(m, _TABLE_LIMIT) + 1) + 1.0))
+    table.setflags(write=False)
+    return table
+
+
+@numba.njit(cache=True)
+def _log_factorial(k, table):  # pragma: no cover - compiled
+    return table[k] if k < table.shape[0] else math.lgamma(k + 1.0)
+
+
+@numba.njit(cache=True)
+def _binomial_averages_kernel(prob, uniforms, m, table, unit, out):  # pragma: no cover - compiled
+    """out[b, i, j] = (2K − m)/m · unit with K = min{k : F(k) ≥ uniforms[b, i, j]}, F the
+    Binomial(m, prob[b, j]) CDF (inversion).
+
+    The support is enumerated from the mode in decreasing order of the pmf (the larger of the
+    next pmf above and below: an order fixed by (m, p), so inversion along it is exact), and
+    the h uniforms of one (b, j) are visited in increasing order so that one walk serves them
+    all. p > 1/2 is drawn as m − Bin(m, 1 − p). pmf(mode) = exp(log m! − log k! − log (m−k)!
+    + k log p + (m − k) log(1 − p)); its neighbours follow from the ratio
+    pmf(k + 1)/pmf(k) = (m − k)/(k + 1) · p/(1 − p).
+    """
+    batch, h, d = uniforms.shape
+    order = np.empty(h, np.int64)
+    log_m = _log_factorial(m, table)
+    for b in range(batch):
+        for j in range(d):
+            p = prob[b, j]
+            flip = p > 0.5
+            if flip:
+                p = 1.0 - p
+            for i in range(h):  # insertion sort of the h uniforms, by index
+                k = i
+                v = uniforms[b, i, j]
+                while k > 0 and uniforms[b, order[k - 1], j] > v:
+                    order[k] = order[k - 1]
+                    k -= 1
+                order[k] = i
+            current = 0
+            if p > 0.0:
+                up = p / (1.0 - p)
+                down = (1.0 - p) / p
+                mode = min(m, int((m + 1) * p))
+                pmf = math.exp(
+                    log_m
+                    - _log_factorial(mode, table)
+                    - _log_factorial(m - mode, table)
+                    + mode * math.log(p)
+                    + (m - mode) * math.log1p(-p)
+                )
+                hi = mode
+                lo = mode
+                next_hi = pmf * (m - hi) / (hi + 1.0) * up
+                next_lo = pmf * lo / (m - lo + 1.0) * down
+                cdf = pmf
+                current = mode
+            for r in range(h):
+                i = order[r]
+                u = uniforms[b, i, j]
+                while p > 0.0 and cdf < u:
+                    if next_hi >= next_lo:
+                        if next_hi <= 0.0:  # support exhausted (rounding left cdf below u)
+                            break
+                        hi += 1
+                        current = hi
+                        cdf += next_hi
+                        next_hi *= (m - hi) / (hi + 1.0) * up
+                    else:
+                        lo -= 1
+                        current = lo
+                        cdf += next_lo
+                        next_lo *= lo / (m - lo + 1.0) * down
+                count = m - current if flip else current
+                out[b, i, j] = (2.0 * count - m) / m * unit
+
+
 def marginal_averages(
     biases: torch.Tensor,
     *,
@@ -137,8 +228,14 @@ def marginal_averages(
     """Worker averages of :func:`marginal_records`, drawn exactly without the records.
 
     The average of m records along coordinate j is (2K − m)/m · C/√d with
-    K ~ Binomial(m, (1 + p_j)/2) independent across workers and coordinates [D], so large m
-    costs nothing (``torch.binomial``).
+    K ~ Binomial(m, (1 + p_j)/2) independent across workers and coordinates [D]. K is drawn by
+    inversion, K = min{k : F(k) ≥ U} with F the Binomial CDF and U uniform on [0, 1)
+    (``torch.rand`` of ``generator``, float64, n·d per batch element in the order of the
+    output), which has law Binomial(m, p) exactly [V: Devroye, *Non-Uniform Random Variate
+    Generation*, 1986, §II.2 and §X.4]. A compiled kernel sums the pmf in float64 along the
+    support from the mode outwards, one walk serving the n workers of a coordinate, so the
+    cost grows as √m (rounding of F below m·2⁻⁵², the granularity of any float64 inversion
+    sampler).
 
     Returns
     -------
@@ -155,13 +252,19 @@ def marginal_averages(
             [1., 1., 1., 1.]])
     """
     n, m, c = _check_marginal_arguments(biases, n, m, clip)
-    d = biases.shape[-1]
-    prob = ((1.0 + biases.to(torch.float64).cpu()) / 2.0).unsqueeze(-2)
-    prob = prob.expand(*biases.shape[:-1], n, d).contiguous()
-    count = torch.full_like(prob, float(m))
-    successes = torch.binomial(count, prob, generator=generator)
-    averages = (2.0 * successes - m) / m * (c / d**0.5)
-    return averages.to(device=biases.device, dtype=biases.dtype)
+    batch, d = biases.shape[:-1], biases.shape[-1]
+    prob = ((1.0 + biases.detach().to(device="cpu", dtype=torch.float64)) / 2.0).reshape(-1, d)
+    uniforms = torch.rand((*batch, n, d), generator=generator, dtype=torch.float64)
+    out = np.empty(uniforms.shape, dtype=np.float64)
+    _binomial_averages_kernel(
+        prob.contiguous().numpy(),
+        uniforms.reshape(-1, n, d).numpy(),
+        m,
+        _log_factorials(m),
+        c / d**0.5,
+        out.reshape(-1, n, d),
+    )
+    return torch.from_numpy(out).to(device=biases.device, dtype=biases.dtype)
 
 
 def ball_records(
