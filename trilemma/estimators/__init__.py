@@ -11,16 +11,7 @@ from trilemma.estimators.data import (
     marginal_records,
     product_biases,
 )
-from trilemma.estimators.montecarlo import (
-    DATA_FAMILIES,
-    SweepPoint,
-    bound_holds,
-    bound_kind,
-    mean_interval,
-    run_sweep,
-    summarize,
-    upper_bound,
-)
+from trilemma.estimators.montecarlo import run_sweep
 from trilemma.estimators.protocols import (
     PRIVACY_MODELS,
     STRONGEST_GRID,
@@ -28,6 +19,8 @@ from trilemma.estimators.protocols import (
     Estimate,
     subset_statistics,
 )
+from trilemma.estimators.summary import bound_holds, mean_interval, summarize
+from trilemma.estimators.sweep import DATA_FAMILIES, SweepPoint, bound_kind, upper_bound
 from trilemma.estimators.tracing import (
     TracingResult,
     one_way_marginals,

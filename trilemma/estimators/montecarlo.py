@@ -6,8 +6,10 @@ are stacked with the trials into one batch ``(points, trials, h, m, d)`` and est
 protocol call, the noise of each point scaled by its own std; trials are cut into chunks that
 keep the records tensor under ``max_elements``. Each trial gives one record (a dict): the point's
 parameters, the trial index, the noise std, the measured errors and the upper bound of
-:mod:`trilemma.bounds` conditional on that trial's data (see :func:`upper_bound`).
-:func:`summarize` turns records into one row per point with mean ± 95 % confidence interval.
+:mod:`trilemma.bounds` conditional on that trial's data. The points and their bounds are
+defined in :mod:`trilemma.estimators.sweep` (:func:`~trilemma.estimators.upper_bound`);
+:func:`~trilemma.estimators.summarize` turns records into one row per point with mean ± 95 %
+confidence interval.
 
 Determinism: group k of a sweep draws from ``torch.Generator().manual_seed(seed + k)`` (CPU), so
 the same points, trials, seed and ``max_elements`` give the same numbers on every CPU run.
@@ -15,199 +17,22 @@ the same points, trials, seed and ``max_elements`` give the same numbers on ever
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from types import MappingProxyType
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-import numpy as np
 import torch
-from scipy import stats
 
 from trilemma import bounds
 from trilemma._validation import check_int
 from trilemma.estimators.data import (
-    DATASETS,
     ball_records,
     dataset_records,
     marginal_averages,
     product_biases,
 )
-from trilemma.estimators.protocols import DistributedMeanEstimation, subset_statistics
+from trilemma.estimators.sweep import SweepPoint, bound_kind, upper_bound
 
-__all__ = [
-    "DATA_FAMILIES",
-    "SweepPoint",
-    "bound_holds",
-    "bound_kind",
-    "mean_interval",
-    "run_sweep",
-    "summarize",
-    "upper_bound",
-]
-
-DATA_FAMILIES: tuple[str, ...] = ("marginals", "ball", *DATASETS)
-METRICS: tuple[str, ...] = ("error", "excess", "honest_error", "upper_bound")
-_PER_TRIAL = frozenset({"trial", *METRICS})
-
-
-@dataclass(frozen=True, kw_only=True)
-class SweepPoint:
-    """One configuration of a sweep.
-
-    Parameters
-    ----------
-    protocol : DistributedMeanEstimation
-        Estimator (privacy model, rule, attack, n, f, ε, δ, C).
-    d : int
-        Dimension (for a scikit-learn dataset: must equal its number of features).
-    m : int
-        Records per worker.
-    data : str
-        ``"marginals"`` (:func:`~trilemma.estimators.marginal_records` with uniform biases;
-        the worker averages are drawn exactly by
-        :func:`~trilemma.estimators.marginal_averages`, so any m is cheap),
-        ``"ball"`` (:func:`~trilemma.estimators.ball_records`) or a dataset name of
-        :data:`~trilemma.estimators.DATASETS`.
-    labels : mapping
-        Extra columns copied into every record (e.g. ``{"series": "SMEA"}``).
-    """
-
-    protocol: DistributedMeanEstimation
-    d: int
-    m: int
-    data: str = "marginals"
-    labels: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.protocol, DistributedMeanEstimation):
-            raise TypeError(
-                f"protocol must be a DistributedMeanEstimation, got {type(self.protocol).__name__}"
-            )
-        check_int("d", self.d, low=1)
-        check_int("m", self.m, low=1)
-        if self.data not in DATA_FAMILIES:
-            raise ValueError(f"data={self.data!r} is not valid; choose one of: {DATA_FAMILIES}")
-        object.__setattr__(self, "labels", MappingProxyType(dict(self.labels)))
-
-    def _group_key(self) -> tuple[Any, ...]:
-        p = self.protocol
-        return (p.n, p.f, p.clip, p.rule, p.attack, p.privacy, self.d, self.m, self.data)
-
-    def columns(self) -> dict[str, Any]:
-        """The point's parameters as record columns."""
-        p = self.protocol
-        return {
-            "privacy": p.privacy,
-            "rule": p.rule if isinstance(p.rule, str) else getattr(p.rule, "name", repr(p.rule)),
-            "attack": "none" if p.attack is None else str(p.attack),
-            "n": p.n,
-            "f": p.f,
-            "byzantine": p.byzantine,
-            "m": self.m,
-            "d": self.d,
-            "epsilon": p.epsilon,
-            "delta": p.delta,
-            "clip": p.clip,
-            "data": self.data,
-            **self.labels,
-        }
-
-
-def bound_kind(protocol: DistributedMeanEstimation) -> str:
-    """What :func:`upper_bound` returns for ``protocol``: ``"exact"`` (the expected error
-    itself: central model, the mean without attack, or a rule with κ = 0 at f = 0, which must
-    return the mean), ``"upper"`` (a bound) or ``"none"`` (NaN: a callable rule or a rule
-    without a known κ).
-
-    ``"upper"`` rests on the κ of :func:`trilemma.bounds.kappa`, which serves only constants that
-    are derived ([D]: SMEA, MDA, the mean) or recalled ([R]: CWTM, CWMed, GM, Krum, NNM) and not
-    refuted by any instance the package knows (``tests/aggregators/test_kappa_search.py``
-    asserts it for every rule it accepts); a refuted constant is removed from
-    :data:`trilemma.bounds.KAPPA_TABLE`, which turns its rows into ``"none"``, as MDA's recalled
-    row was replaced by the derived :func:`trilemma.bounds.mda_kappa`."""
-    if protocol.privacy == "central" or (protocol.rule == "mean" and protocol.byzantine == 0):
-        return "exact"
-    if not isinstance(protocol.rule, str):
-        return "none"
-    try:
-        kappa = float(bounds.kappa(protocol.rule, n=protocol.n, f=protocol.f))
-    except ValueError:
-        return "none"
-    return "exact" if protocol.f == 0 and kappa == 0 else "upper"
-
-
-def bound_holds(row: Mapping[str, Any], *, tolerance: float = 2.0) -> bool:
-    """Whether a :func:`summarize` row agrees with its bound.
-
-    ``"upper"``: the measured mean error is ≤ the bound (an infinite bound always holds);
-    ``"exact"``: it lies within ``tolerance`` confidence half-widths of the expectation;
-    ``"none"``: True (nothing to check).
-    """
-    kind = row["bound_kind"]
-    if kind == "upper":
-        return bool(row["error_mean"] <= row["upper_bound"])
-    if kind == "exact":
-        return bool(abs(row["error_mean"] - row["upper_bound"]) <= tolerance * row["error_ci"])
-    return True
-
-
-def upper_bound(
-    protocol: DistributedMeanEstimation, *, d: int, noise_std: float, averages: torch.Tensor
-) -> np.ndarray:
-    """Bound on E‖F − x̄_H‖² given the noise-free worker averages, one value per batch element.
-
-    - ``privacy="central"``: d s², the exact expectation of the released mean's error;
-    - rule ``"mean"`` without attack: d s²/h, exact (:func:`trilemma.bounds.honest_average_error`);
-    - rule ``"smea"``: :func:`trilemma.bounds.smea_upper_bound` with κ_sp = 4f/(n − 2f);
-    - a rule named in :data:`trilemma.bounds.KAPPA_TABLE` (or ``"nnm>>"`` + one):
-      :func:`trilemma.bounds.naive_upper_bound` with its κ (inf for the attacked mean; MDA's
-      is the derived :func:`trilemma.bounds.mda_kappa`, the [R] rows are unverified
-      constants no instance refutes, see :func:`bound_kind`);
-    - anything else (a callable rule, a rule without a κ): NaN.
-
-    The data terms are those of S = the first n − f honest workers
-    (:func:`~trilemma.estimators.subset_statistics`); with an attack S is the whole honest set.
-
-    Parameters
-    ----------
-    protocol : DistributedMeanEstimation
-    d : int
-        Dimension.
-    noise_std : float
-        Std of the noise on each honest message.
-    averages : torch.Tensor
-        Noise-free worker averages ``(..., h, d)``.
-    """
-    batch = averages.shape[:-2]
-    p = protocol
-    kind = bound_kind(p)
-    if kind == "exact":
-        h = 1 if p.privacy == "central" else p.n
-        value = bounds.honest_average_error(d=d, n_honest=h, noise_std=noise_std)
-        return np.broadcast_to(value, batch).copy()
-    if kind == "none":
-        return np.full(batch, np.nan)
-    spread, top, offset = (t.double().cpu().numpy() for t in subset_statistics(averages, p.n - p.f))
-    if p.rule == "smea":
-        return bounds.smea_upper_bound(
-            d=d,
-            n=p.n,
-            f=p.f,
-            noise_std=noise_std,
-            data_top_eigenvalue=top,
-            data_offset=offset,
-        )
-    return bounds.naive_upper_bound(
-        kappa=bounds.kappa(p.rule, n=p.n, f=p.f),
-        d=d,
-        n=p.n,
-        f=p.f,
-        noise_std=noise_std,
-        data_spread=spread,
-        data_offset=offset,
-    )
+__all__ = ["run_sweep"]
 
 
 def _averages(
@@ -421,66 +246,3 @@ def _progress(
             bar.update(done)
 
     return update
-
-
-def summarize(
-    records: Iterable[Mapping[str, Any]], *, confidence: float = 0.95
-) -> list[dict[str, Any]]:
-    """One row per point: mean, standard deviation and confidence half-width of each metric.
-
-    Records are grouped by every column except ``trial`` and the per-trial metrics; for each of
-    ``error``, ``excess``, ``honest_error`` the row holds ``<metric>_mean``, ``<metric>_std``
-    and ``<metric>_ci`` (half-width of the Student-t interval of the mean at ``confidence``),
-    plus ``upper_bound`` (mean of the per-trial conditional bounds, a bound on the expected
-    error) and ``trials``.
-
-    Examples
-    --------
-    >>> rows = [{"d": 4, "trial": t, "error": e, "excess": 0.0, "honest_error": e,
-    ...          "upper_bound": 3.0} for t, e in enumerate([1.0, 2.0, 3.0])]
-    >>> row = summarize(rows)[0]
-    >>> row["d"], row["trials"], row["error_mean"], round(row["error_ci"], 4)
-    (4, 3, 2.0, 2.4841)
-    """
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence={confidence} must lie in (0, 1)")
-    groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
-    keys: dict[tuple[Any, ...], dict[str, Any]] = {}
-    for record in records:
-        point = {k: v for k, v in record.items() if k not in _PER_TRIAL}
-        key = tuple(sorted(point.items(), key=lambda item: item[0]))
-        groups.setdefault(key, []).append(record)
-        keys.setdefault(key, point)
-    rows = []
-    for key, members in groups.items():
-        row = dict(keys[key])
-        count = len(members)
-        row["trials"] = count
-        for metric in ("error", "excess", "honest_error"):
-            values = np.array([r[metric] for r in members], dtype=np.float64)
-            row[f"{metric}_mean"] = float(values.mean())
-            row[f"{metric}_std"] = float(values.std(ddof=1)) if count > 1 else math.nan
-            row[f"{metric}_ci"] = mean_interval(values, confidence=confidence)
-        row["upper_bound"] = float(np.mean([r["upper_bound"] for r in members]))
-        rows.append(row)
-    return rows
-
-
-def mean_interval(values: Sequence[float] | np.ndarray, *, confidence: float = 0.95) -> float:
-    """Half-width of the Student-t confidence interval of the mean of ``values``:
-    t_{(1 + c)/2, S − 1} · s/√S, s the sample standard deviation (divisor S − 1); ``inf`` for
-    fewer than two values.
-
-    Examples
-    --------
-    >>> round(mean_interval([0.5, 0.7, 0.9]), 6)  # t_{0.975, 2} = 4.302653
-    0.496828
-    """
-    array = np.asarray(values, dtype=np.float64)
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence={confidence} must lie in (0, 1)")
-    count = array.size
-    if count < 2:
-        return math.inf
-    quantile = float(stats.t.ppf(0.5 + confidence / 2, count - 1))
-    return quantile * float(array.std(ddof=1)) / math.sqrt(count)
