@@ -5,13 +5,16 @@ Peers: dp-accounting (raw), Opacus, and optionally the DECOR reference code
 pass ``--decor PATH`` with PATH the directory holding its ``utils/`` package.
 
 Ratios are peer time / our time (> 1: we are faster); times are the best of ``--repeats``
-interleaved runs of ``time.perf_counter`` (one run for the slow rows). Graph construction is
-excluded on both sides of the SecLDP rows.
+interleaved runs of ``time.perf_counter`` after one untimed warm-up call each (see
+``benchmarks/_harness.py``; one run for the slow rows). Graph construction is excluded on both
+sides of the SecLDP rows. ``--quick``: one timed run each and the 16- and 64-node DECOR graphs
+only. There is no floor column: an accountant reads no data, its cost is the number of orders
+or grid points it evaluates, which the peer column compares. CPU only (``--device cuda`` is
+refused).
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import sys
@@ -21,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
+import _harness as harness
 import dp_accounting
 import numpy as np
 from opacus.accountants import PRVAccountant, RDPAccountant
@@ -48,7 +52,7 @@ class Row:
 
 
 def best_time(function: Callable[[], float], repeats: int) -> tuple[float, float]:
-    """Call ``function`` ``repeats`` times (at least once) and keep the fastest run.
+    """Best wall time of ``repeats`` calls of ``function``, the first one cold, and its value.
 
     Parameters
     ----------
@@ -60,14 +64,12 @@ def best_time(function: Callable[[], float], repeats: int) -> tuple[float, float
     Returns
     -------
     tuple of float
-        Best wall time in seconds (``time.perf_counter``) and the value of the last call.
+        Best wall time in seconds and the value of the last call.
     """
-    best, value = np.inf, np.nan
-    for _ in range(max(1, repeats)):
-        start = time.perf_counter()
-        value = function()
-        best = min(best, time.perf_counter() - start)
-    return best, float(value)
+    (timing,) = harness.best_of(
+        [harness.Side(lambda _: function())], repeats, keep="timed", warm_up=False
+    )
+    return timing.seconds, float(timing.outputs[-1])  # type: ignore[arg-type]
 
 
 def compare(
@@ -76,17 +78,15 @@ def compare(
     """Time both sides, print both values and their relative difference, return the row.
 
     ``ours`` and ``theirs`` are no-argument callables returning ε; after one untimed warm-up
-    call each, they are timed alternately ``repeats`` times and the fastest run of each is kept.
+    call each (imports and caches are not what we compare), they are timed alternately
+    ``repeats`` times and the fastest run of each is kept.
     """
-    ours(), theirs()  # warm-up: imports and caches are not what we compare
-    ours_s, peer_s = np.inf, np.inf
-    for _ in range(max(1, repeats)):  # interleaved, so drift hits both sides alike
-        ours_time, eps_ours = best_time(ours, 1)
-        peer_time, eps_peer = best_time(theirs, 1)
-        ours_s, peer_s = min(ours_s, ours_time), min(peer_s, peer_time)
+    sides = [harness.Side(lambda _: ours()), harness.Side(lambda _: theirs())]
+    mine, peers = harness.best_of(sides, repeats, keep="timed")
+    eps_ours, eps_peer = float(mine.outputs[-1]), float(peers.outputs[-1])  # type: ignore[arg-type]
     rel = abs(eps_ours - eps_peer) / abs(eps_peer)
     print(f"  {what} vs {peer}: ε ours={eps_ours:.9g} peer={eps_peer:.9g} rel.diff={rel:.2e}")
-    return Row(what, ours_s, peer, peer_s, eps_ours, eps_peer)
+    return Row(what, mine.seconds, peer, peers.seconds, eps_ours, eps_peer)
 
 
 def dpsgd_event(sigma: float) -> dp_accounting.DpEvent:
@@ -231,59 +231,58 @@ def large_graph_rows() -> list[Row]:
     return rows
 
 
-def markdown_table(rows: Sequence[Row]) -> str:
-    """Format the rows as a Markdown table."""
+def result_table(rows: Sequence[Row]) -> str:
+    """The rows as a Markdown table."""
 
     def cell(x: float, fmt: str) -> str:
         return "—" if np.isnan(x) else format(x, fmt)
 
+    header = ["what", "ours (s)", "peer", "peer (s)", "ratio peer/ours", "ε ours", "ε peer"]
     lines = [
-        "| what | ours (s) | peer | peer (s) | ratio peer/ours | ε ours | ε peer |",
-        "|---|---:|---|---:|---:|---:|---:|",
+        [
+            r.what,
+            f"{r.ours_s:.4f}",
+            r.peer,
+            cell(r.peer_s, ".4f"),
+            harness.times(r.peer_s / r.ours_s if r.ours_s > 0 else np.nan),
+            f"{r.eps_ours:.6f}",
+            cell(r.eps_peer, ".6f"),
+        ]
+        for r in rows
     ]
-    for r in rows:
-        ratio = r.peer_s / r.ours_s if r.ours_s > 0 else np.nan
-        lines.append(
-            f"| {r.what} | {r.ours_s:.4f} | {r.peer} | {cell(r.peer_s, '.4f')} "
-            f"| {cell(ratio, '.2f')} | {r.eps_ours:.6f} | {cell(r.eps_peer, '.6f')} |"
-        )
-    return "\n".join(lines)
+    return harness.markdown_table(header, lines, align="lrlrrrr")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run every row, print the value checks as they come, then the Markdown table.
-
-    Parameters
-    ----------
-    argv : sequence of str, optional
-        Command-line arguments (default ``sys.argv[1:]``).
-
-    Returns
-    -------
-    int
-        Exit status, 0.
+    """Run every row, print the value checks as they come, then the Markdown table; ``argv``
+    defaults to ``sys.argv[1:]``. Returns the exit status, 0.
     """
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5, help="best of K runs (default 5)")
+    parser = harness.make_parser(
+        __doc__,
+        repeats=5,
+        quick_repeats=1,
+        quick="one timed run each, DECOR graphs of 16 and 64 nodes only",
+    )
     parser.add_argument("--decor", metavar="PATH", help="directory holding DECOR's utils/")
-    parser.add_argument("--quick", action="store_true", help="1 repeat, fewer DECOR graphs")
-    args = parser.parse_args(argv)
+    args = harness.parse(parser, argv)
+    if args.device.type != "cpu":
+        parser.error("--device: the accountants run on the CPU only")
     if args.decor and not os.path.isdir(os.path.join(args.decor, "utils")):
         parser.error(f"--decor {args.decor!r} has no utils/ directory")
-    repeats = 1 if args.quick else args.repeats
-    start = time.perf_counter()
-    print(f"1-min load average at start: {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
+    start = harness.print_header(
+        "trilemma's accountants vs dp-accounting, Opacus and the DECOR reference",
+        packages=("dp-accounting", "opacus", "numpy", "scipy"),
+    )
     print("Value checks:")
-    rows = central_rows(repeats) + calibration_rows(1)
+    rows = central_rows(args.repeats) + calibration_rows(1)
     if args.decor:
-        rows += decor_rows(args.decor, repeats, args.quick)
+        rows += decor_rows(args.decor, args.repeats, args.quick)
     else:
         print("  DECOR rows skipped: --decor was not given")
     rows += large_graph_rows()
     print()
-    print(markdown_table(rows))
-    print(f"\nTotal wall time: {time.perf_counter() - start:.1f} s", end="; ")
-    print(f"1-min load average at end: {os.getloadavg()[0]:.2f}")
+    print(result_table(rows))
+    harness.print_footer(start)
     return 0
 
 

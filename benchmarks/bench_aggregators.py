@@ -1,4 +1,4 @@
-"""Time trilemma's aggregation rules against byzfl in one run and print a Markdown table.
+"""Time trilemma's aggregation rules against byzfl and the floor of each rule; print tables.
 
 Settings (float32, n workers of which the last f are shifted "Byzantine" rows):
 
@@ -8,43 +8,67 @@ Settings (float32, n workers of which the last f are shifted "Byzantine" rows):
 (c) the exact combinatorial rules SMEA and MDA at n = 15, f = 3, d = 10⁴, and ours alone at
     n = 25, f = 6 (177 100 subsets), where byzfl's subset loop is impractical.
 
-Bulyan is timed for trilemma only (byzfl has none). Times are ``time.perf_counter`` wall times in
-milliseconds, the best of ``--repeats`` interleaved calls after one untimed warm-up call per
-function (a single timed call when the warm-up took more than 5 s). Ratios are byzfl time /
-trilemma time (> 1: we are faster). byzfl's Clipping and ARC overwrite their input, so they get a
-fresh copy before every call, made outside the timed region. Values are compared wherever both
-libraries compute the same thing.
+``--quick`` runs d = 10⁵ in (a), 16 rounds in (b) and d = 10³ in (c), best of 2.
+
+Every row also gets the floor of its rule, measured in the same run on the same input and
+device (best of 7 calls), and our time / floor:
+
+- distance rules (krum, multikrum, monna, caf, nnm>>cwtm, bulyan, mda, smea): the Gram product
+  ``x @ x.mT`` (batched in (b)), the one matrix product every pairwise-distance rule needs;
+- iterative rules (gm, cc): iterations × two reads of x (``x.sum()``), with the iterations the
+  rule ran in its last call (``last_iterations``) printed in the row;
+- mean and the coordinate-wise rules (cwmed, cwtm, meamed): one read of x (``x.sum()``);
+- clip, arc, bucketing: one read plus one write of x's size (``buffer.copy_(x)`` into a
+  preallocated buffer): what a rule that writes an (n, d) result must do at least.
+
+Bulyan is timed for trilemma only (byzfl has none). Times are wall times in milliseconds, the
+best of ``--repeats`` interleaved calls after one untimed warm-up call per function (a single
+timed call when the warm-up took more than 5 s), see ``benchmarks/_harness.py``. Ratios are byzfl
+time / trilemma time (> 1: we are faster). byzfl's Clipping and ARC overwrite their input, so
+they get a fresh copy before every call, made outside the timed region. Values are compared
+wherever both libraries compute the same thing. ``--device cuda`` runs both libraries and the
+floors on the GPU (its name is printed in the header).
 
 byzfl is imported without its ``__init__`` (see ``benchmarks/_byzfl.py``).
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib.metadata
 import math
 import os
 import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 
+import _harness as harness
 import torch
 
 from trilemma.aggregators import get
 
-SLOW_S = 5.0  # a warm-up call slower than this gets a single timed call
 REL_TOLERANCE = 1e-3  # value checks flag a relative max difference above this
-TARGET_RATIO = 10.0  # acceptance target for shared rules in (a) and (b)
 
 RULE_KEYS = (
     *("mean", "cwmed", "cwtm", "meamed", "gm", "krum", "multikrum", "cc", "monna", "caf"),
     *("nnm>>cwtm", "arc", "clip", "bucketing", "bulyan", "mda", "smea"),
 )
+GRAM, READ, READ_WRITE, ITERATIVE = "Gram x@xᵀ", "1 read", "1 read + 1 write", "2 reads"
+FLOOR_OF = {
+    **dict.fromkeys(("mean", "cwmed", "cwtm", "meamed"), READ),
+    **dict.fromkeys(("gm", "cc"), ITERATIVE),
+    **dict.fromkeys(("krum", "multikrum", "monna", "caf", "nnm>>cwtm", "bulyan"), GRAM),
+    **dict.fromkeys(("mda", "smea"), GRAM),
+    **dict.fromkeys(("arc", "clip", "bucketing"), READ_WRITE),
+}
+"""Which floor bounds each rule (see the module docstring)."""
+TARGET = {
+    **dict.fromkeys(("krum", "multikrum", "monna", "caf", "nnm>>cwtm"), 1.5),
+    **dict.fromkeys(("gm", "cc", "arc", "clip", "bucketing"), 2.0),
+}
+"""Our time / floor, at most (performance targets; see the footnote for the rules without)."""
 
 Rule = Callable[[torch.Tensor], object]
 
@@ -81,6 +105,23 @@ class Setting:
         return f"({self.tag}) {self.batch}×[{round_}]" if self.batch else f"({self.tag}) {round_}"
 
 
+@dataclass(frozen=True)
+class Floors:
+    """The floors of one input (seconds)."""
+
+    read: float
+    read_write: float
+    gram: float
+
+    def of(self, key: str, iterations: int | None) -> tuple[str, float]:
+        """The floor of rule ``key`` that ran ``iterations`` iterations: name and seconds."""
+        kind = FLOOR_OF[key]
+        if kind == ITERATIVE:
+            count = iterations or 0
+            return f"{count} it. × 2 reads", 2 * count * self.read
+        return kind, {READ: self.read, READ_WRITE: self.read_write, GRAM: self.gram}[kind]
+
+
 @dataclass
 class Row:
     """One line of the result table (NaN where a side was not run)."""
@@ -88,9 +129,17 @@ class Row:
     label: str
     setting: str
     ours_s: float
-    theirs_s: float = math.nan
-    floor_s: float = math.nan
-    shared: bool = False  # counts towards the ≥ 10× target
+    theirs_s: float
+    floor: str
+    floor_s: float
+    target: float  # NaN: none
+
+    def verdict(self) -> str:
+        """``≤ 1.5 (met)``, ``≤ 2 (missed)`` or ``—``."""
+        if math.isnan(self.target):
+            return "—"
+        met = self.ours_s / self.floor_s <= self.target
+        return f"≤ {self.target:g} ({'met' if met else 'missed'})"
 
 
 @dataclass(frozen=True)
@@ -199,39 +248,6 @@ def batched(rule: Rule) -> Rule:
     return lambda x: [rule(x[i]) for i in range(x.shape[0])]
 
 
-class Timer:
-    """Wall-clock timing of single calls, synchronising the device around each."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-
-    def sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-
-    def call(
-        self, rule: Rule, x: torch.Tensor, copy: bool = False, keep: bool = False
-    ) -> tuple[float, object]:
-        """Seconds of ``rule(x)`` (on a fresh untimed copy of x when ``copy``), and the output
-        when ``keep`` (otherwise dropped at once, to free memory before the next call)."""
-        argument = x.clone() if copy else x
-        self.sync()
-        start = time.perf_counter()
-        out = rule(argument)
-        self.sync()
-        seconds = time.perf_counter() - start
-        return seconds, (out if keep else None)
-
-    def floor(self, x: torch.Tensor, repeats: int) -> float:
-        """Best time of ``x.sum()``: one read of x at the device's attainable bandwidth."""
-        x.sum()
-        best = math.inf
-        for _ in range(max(3, repeats)):
-            seconds, _ = self.call(torch.sum, x)
-            best = min(best, seconds)
-        return best
-
-
 def _as_tensor(out: object) -> torch.Tensor:
     if isinstance(out, list):
         out = torch.stack([torch.as_tensor(item) for item in out])
@@ -249,64 +265,73 @@ def value_check(label: str, setting: str, ours: object, theirs: object) -> Check
 
 
 def run_spec(
-    spec: Spec, setting: Setting, x: torch.Tensor, timer: Timer, repeats: int, floor_s: float
+    spec: Spec,
+    setting: Setting,
+    x: torch.Tensor,
+    timer: harness.Timer,
+    repeats: int,
+    floors: Floors,
 ) -> tuple[Row, Check | None]:
-    """Warm up both sides (keeping their outputs for the value check), then time them
-    interleaved: ``repeats`` calls each, or one for a side whose warm-up took > ``SLOW_S``."""
+    """Time ours and byzfl's (interleaved, see :func:`_harness.best_of`) on ``x``; compare
+    their warm-up outputs when ``spec.check``."""
     where = setting.describe()
     theirs = spec.theirs
     if theirs is not None and setting.batch:
         theirs = batched(theirs)
-    warm_ours, out_ours = timer.call(spec.ours, x, keep=True)
-    check, runs_theirs, warm_theirs = None, 0, math.nan
+    sides = [harness.Side(spec.ours, lambda _: x)]
     if theirs is not None:
-        warm_theirs, out_theirs = timer.call(theirs, x, copy=spec.mutates, keep=spec.check)
-        if spec.check:
-            check = value_check(spec.label, where, out_ours, out_theirs)
-        del out_theirs
-        runs_theirs = 1 if warm_theirs > SLOW_S else repeats
-    del out_ours
-    runs_ours = 1 if warm_ours > SLOW_S else repeats
-    best_ours, best_theirs = math.inf, math.inf
-    for i in range(max(runs_ours, runs_theirs)):
-        if i < runs_ours:
-            best_ours = min(best_ours, timer.call(spec.ours, x)[0])
-        if i < runs_theirs:
-            best_theirs = min(best_theirs, timer.call(theirs, x, copy=spec.mutates)[0])
-    row = Row(spec.label, where, best_ours, best_theirs if theirs else math.nan, floor_s)
-    row.shared = theirs is not None and setting.tag in ("a", "b")
-    theirs_text = f"{best_theirs * 1e3:.1f} ms" if theirs else "—"
+        sides.append(harness.Side(theirs, lambda _: x.clone() if spec.mutates else x))
+    timings = harness.best_of(sides, repeats, timer=timer, keep="warm-up" if spec.check else "none")
+    check = None
+    if spec.check and theirs is not None:
+        check = value_check(spec.label, where, timings[0].outputs[0], timings[1].outputs[0])
+    iterations = getattr(spec.ours, "last_iterations", None)
+    floor, floor_s = floors.of(spec.key, iterations)
+    theirs_s = timings[1].seconds if theirs is not None else math.nan
+    target = TARGET.get(spec.key, math.nan)
+    row = Row(spec.label, where, timings[0].seconds, theirs_s, floor, floor_s, target)
     print(
-        f"  {spec.label:<64} {where:<26} ours {best_ours * 1e3:10.1f} ms   byzfl {theirs_text}",
+        f"  {spec.label:<64} {where:<26} ours {harness.ms(row.ours_s):>7} ms  floor ({floor}) "
+        f"{harness.ms(floor_s)} ms  byzfl {harness.ms(theirs_s)} ms",
         flush=True,
     )
     return row, check
 
 
 def run_setting(
-    specs: Sequence[Spec], setting: Setting, timer: Timer, repeats: int, keys: set[str] | None
+    specs: Sequence[Spec],
+    setting: Setting,
+    timer: harness.Timer,
+    repeats: int,
+    keys: set[str] | None,
 ) -> tuple[list[Row], list[Check]]:
-    """Every selected spec on one freshly drawn input of ``setting``."""
+    """Every selected spec on one freshly drawn input of ``setting``, after its floors."""
     chosen = [spec for spec in specs if keys is None or spec.key in keys]
     if not chosen:
         return [], []
     x = make_input(setting, timer.device)
-    floor_s = timer.floor(x, repeats)
-    gbps = x.numel() * x.element_size() / floor_s / 1e9
+    floors = Floors(
+        harness.read_floor(x, timer),
+        harness.read_write_floor(x, timer),
+        harness.gram_floor(x, timer),
+    )
+    gbps = x.numel() * x.element_size() / floors.read / 1e9
     print(
-        f"{setting.describe()}: input {x.numel() * 4 / 2**20:.0f} MiB, bandwidth floor "
-        f"(x.sum()) {floor_s * 1e3:.2f} ms ≈ {gbps:.0f} GB/s"
+        f"{setting.describe()}: input {x.numel() * 4 / 2**20:.0f} MiB; floors: read (x.sum()) "
+        f"{harness.ms(floors.read)} ms ≈ {gbps:.0f} GB/s, read + write "
+        f"{harness.ms(floors.read_write)} ms, "
+        f"Gram {harness.ms(floors.gram)} ms"
     )
     rows, checks = [], []
     for spec in chosen:
-        row, check = run_spec(spec, setting, x, timer, repeats, floor_s)
+        row, check = run_spec(spec, setting, x, timer, repeats, floors)
         rows.append(row)
         if check is not None:
             checks.append(check)
     return rows, checks
 
 
-def first_call_cwtm(setting: Setting, timer: Timer) -> str:
+def first_call_cwtm(setting: Setting, timer: harness.Timer) -> str:
     """First call of cwtm in this process (numba compiles, or loads its on-disk cache), before
     any other rule has touched the kernel; plus a cold compile in a subprocess (CPU only)."""
     x = make_input(setting, timer.device)
@@ -353,96 +378,60 @@ def cold_compile_seconds() -> float:
             return math.nan
 
 
-def _ms(seconds: float) -> str:
-    if math.isnan(seconds):
-        return "—"
-    ms = seconds * 1e3
-    return f"{ms:.0f}" if ms >= 100 else f"{ms:.1f}" if ms >= 10 else f"{ms:.2f}"
-
-
-def markdown_table(rows: Sequence[Row], with_floor: bool) -> str:
-    """The result table; ``with_floor`` adds trilemma's time in units of the x.sum() floor."""
-    header = "| rule | setting | trilemma (ms) | byzfl (ms) | ratio byzfl/trilemma |"
-    rule = "|---|---|---:|---:|---:|"
-    if with_floor:
-        header += " × bandwidth floor |"
-        rule += "---:|"
-    lines = [header, rule]
-    for r in rows:
-        ratio = r.theirs_s / r.ours_s
-        ratio_text = "—" if math.isnan(ratio) else f"{ratio:.1f}" if ratio >= 10 else f"{ratio:.2f}"
-        line = f"| {r.label} | {r.setting} | {_ms(r.ours_s)} | {_ms(r.theirs_s)} | {ratio_text} |"
-        if with_floor:
-            line += f" {r.ours_s / r.floor_s:.1f} |"
-        lines.append(line)
-    return "\n".join(lines)
+def result_table(rows: Sequence[Row]) -> str:
+    """Our time, the floor, our time / floor, byzfl's time and byzfl / ours, per row."""
+    header = [
+        "rule",
+        "setting",
+        "trilemma (ms)",
+        "floor",
+        "floor (ms)",
+        "trilemma / floor",
+        "target",
+        "byzfl (ms)",
+        "byzfl / trilemma",
+    ]
+    lines = [
+        [
+            r.label,
+            r.setting,
+            harness.ms(r.ours_s),
+            r.floor,
+            harness.ms(r.floor_s),
+            harness.times(r.ours_s / r.floor_s),
+            r.verdict(),
+            harness.ms(r.theirs_s),
+            harness.times(r.theirs_s / r.ours_s),
+        ]
+        for r in rows
+    ]
+    return harness.markdown_table(header, lines, align="llrlrrlrr")
 
 
 def check_table(checks: Sequence[Check]) -> str:
     """max |ours − byzfl| per checked row, flagged above ``REL_TOLERANCE``."""
     lines = [
-        "| rule | setting | max abs diff | relative to max abs byzfl | flag |",
-        "|---|---|---:|---:|---|",
+        [
+            c.label,
+            c.setting,
+            f"{c.max_abs:.3g}",
+            f"{c.relative:.3g}",
+            f"> {REL_TOLERANCE:g} relative" if c.relative > REL_TOLERANCE else "ok",
+        ]
+        for c in checks
     ]
-    for c in checks:
-        flag = f"> {REL_TOLERANCE:g} relative" if c.relative > REL_TOLERANCE else "ok"
-        lines.append(f"| {c.label} | {c.setting} | {c.max_abs:.3g} | {c.relative:.3g} | {flag} |")
-    return "\n".join(lines)
-
-
-def cpu_model() -> str:
-    """The first ``model name`` line of /proc/cpuinfo (or the platform's processor string)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or "unknown"
-
-
-def git_state() -> str:
-    """Short HEAD of the repository and whether trilemma/ differs from it (or "unknown")."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    try:
-        head = subprocess.run(
-            ["git", "-C", root, "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", root, "status", "--porcelain", "--", "trilemma"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return head + (" + uncommitted changes under trilemma/" if dirty else " (trilemma/ clean)")
-
-
-def load_peer() -> tuple[ModuleType, ModuleType]:
-    """byzfl's aggregators and preaggregators via ``benchmarks/_byzfl.py``."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    if here not in sys.path:
-        sys.path.insert(0, here)
-    from _byzfl import load_byzfl
-
-    return load_byzfl()
+    header = ["rule", "setting", "max abs diff", "relative to max abs byzfl", "flag"]
+    return harness.markdown_table(header, lines, align="llrrl")
 
 
 def settings(quick: bool) -> dict[str, Setting]:
-    """The shapes of each section (``quick``: small ones for a smoke run)."""
+    """The shapes of each section (``quick``: smaller ones, for a run of a minute or so)."""
     if quick:
         return {
             "a": Setting("a", 0, 50, 10, 10**5),
-            "b": Setting("b", 8, 50, 10, 10**3),
-            "c": Setting("c", 0, 10, 2, 10**3),
-            "c'": Setting("c", 0, 15, 3, 10**3),
+            "b": Setting("b", 16, 50, 10, 10**4),
+            "c": Setting("c", 0, 15, 3, 10**3),
+            "c'": Setting("c", 0, 25, 6, 10**3),
         }
     return {
         "a": Setting("a", 0, 50, 10, 10**6),
@@ -452,55 +441,52 @@ def settings(quick: bool) -> dict[str, Setting]:
     }
 
 
+FOOTNOTE = (
+    "trilemma / floor: our time over the floor of the rule measured on the same input and "
+    "device in this run — Gram x@xᵀ: the (batched) Gram product; 1 read: x.sum(); 1 read + 1 "
+    "write: buffer.copy_(x) into a preallocated buffer; k it. × 2 reads: k times two x.sum(), "
+    "k the iterations the rule ran in its last call. target: the largest trilemma / floor "
+    "accepted for the distance rules that select by one Gram matrix (1.5: krum, multikrum, "
+    "monna, caf, nnm), the iterative rules (2) and the read-write rules (2); none for bulyan "
+    "(its selection is not timed alone), the exact subset searches mda and smea, and the "
+    "one-read rules. byzfl / trilemma: > 1 where we are faster. "
+    "gm: byzfl runs exactly T=3 Weiszfeld steps from 0 (ν=0.1); ours starts at the "
+    "coordinate-wise median (ν=1e-6) and, with its defaults, iterates to tol=1e-7 (convergence "
+    "checked every 8 steps) — the max_iter=3 row is the like-for-like one. byzfl's SMEA and CAF "
+    "take one power-iteration step from a random start (approximate); ours are exact. byzfl's "
+    "Clipping and ARC overwrite their input in place: they are timed on a copy made outside the "
+    "timer, so their times exclude the n·d write that a non-destructive rule (ours) must make."
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run every section, print progress and the value checks, then the Markdown tables.
-
-    Parameters
-    ----------
-    argv : sequence of str, optional
-        Command-line arguments (default ``sys.argv[1:]``).
-
-    Returns
-    -------
-    int
-        Exit status, 0.
+    """Run every section, print progress and the value checks, then the Markdown tables; ``argv``
+    defaults to ``sys.argv[1:]``. Returns the exit status, 0.
     """
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3, help="best of K calls (default 3)")
-    parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
-    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda[:i]")
+    parser = harness.make_parser(
+        __doc__,
+        repeats=3,
+        quick_repeats=2,
+        quick="d = 1e5 in (a), 16 rounds in (b), d = 1e3 in (c), best of 2",
+    )
     parser.add_argument(
         "--rules", help=f"comma-separated subset of: {','.join(RULE_KEYS)} (default: all)"
     )
-    args = parser.parse_args(argv)
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: torch.cuda.is_available() is False")
-    if device.type not in ("cpu", "cuda"):
-        parser.error(f"--device must be cpu or cuda, got {args.device!r}")
+    args = harness.parse(parser, argv)
     keys = None if args.rules is None else {k.strip().lower() for k in args.rules.split(",")}
     unknown = sorted((keys or set()) - set(RULE_KEYS))
     if unknown:
         parser.error(f"--rules: unknown {unknown}; known: {', '.join(RULE_KEYS)}")
-    repeats = max(1, args.repeats)
-    A, P = load_peer()
-    timer = Timer(device)
+    A, P = harness.sibling("_byzfl").load_byzfl()
+    timer = harness.Timer(args.device)
     shapes = settings(args.quick)
 
-    start = time.perf_counter()
-    print("# trilemma vs byzfl: aggregation rules")
-    print(f"CPU: {cpu_model()} ({os.cpu_count()} CPUs); torch.get_num_threads() = ", end="")
-    print(f"{torch.get_num_threads()}; device {device}", end="")
-    if device.type == "cuda":
-        print(f" ({torch.cuda.get_device_name(device)})", end="")
-    versions = ", ".join(
-        f"{name} {importlib.metadata.version(name)}" for name in ("torch", "numba", "byzfl")
+    start = harness.print_header(
+        "trilemma vs byzfl and the floors: aggregation rules",
+        device=args.device,
+        packages=("torch", "numba", "byzfl"),
     )
-    print(f"\n{versions}; float32; best of {repeats} (1 when a warm-up call took > {SLOW_S:g} s)")
-    print(f"trilemma at git {git_state()}")
-    tuning = ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MALLOC_MMAP_THRESHOLD_", "NUMBA_NUM_THREADS")
-    print("environment: " + ", ".join(f"{k}={os.environ.get(k, '(unset)')}" for k in tuning))
-    print(f"1-min load average at start: {os.getloadavg()[0]:.2f}")
+    print(f"float32; best of {args.repeats} (1 when a warm-up call took > 5 s)")
     if keys is None or "cwtm" in keys:
         print(first_call_cwtm(shapes["a"], timer))
     print()
@@ -508,52 +494,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows, checks = [], []
     f = shapes["a"].f
     for tag in ("a", "b"):
-        new_rows, new_checks = run_setting(shared_specs(A, P, f), shapes[tag], timer, repeats, keys)
+        new_rows, new_checks = run_setting(
+            shared_specs(A, P, f), shapes[tag], timer, args.repeats, keys
+        )
         rows += new_rows
         checks += new_checks
     for tag, peer in (("c", True), ("c'", False)):
         specs = combinatorial_specs(A, shapes[tag].f, peer=peer)
-        new_rows, new_checks = run_setting(specs, shapes[tag], timer, repeats, keys)
+        new_rows, new_checks = run_setting(specs, shapes[tag], timer, args.repeats, keys)
         rows += new_rows
         checks += new_checks
 
     print()
-    print(markdown_table(rows, with_floor=device.type == "cuda"))
+    print(result_table(rows))
     print()
-    print(
-        "Ratio: byzfl time / trilemma time. gm: byzfl runs exactly T=3 Weiszfeld steps from 0 "
-        "(ν=0.1); ours starts at the coordinate-wise median (ν=1e-6) and, with its defaults, "
-        "iterates to tol=1e-7 (convergence checked every 8 steps) — the max_iter=3 row is the "
-        "like-for-like one. byzfl's SMEA and CAF take one power-iteration step from a random "
-        "start (approximate); ours are exact. byzfl's Clipping and ARC overwrite their input "
-        "in place: they are timed on a copy made outside the timer, so their times exclude the "
-        "n·d write that a non-destructive rule (ours) must make."
-    )
-    if device.type == "cuda":
-        print(
-            "× bandwidth floor: trilemma's time / the time of x.sum() on the same device and "
-            "input (one read of n·d·4 bytes at attainable bandwidth)."
-        )
+    print(FOOTNOTE)
     print()
     print("Value checks (same definition on both sides):")
     print()
     print(check_table(checks))
-    below = [r for r in rows if r.shared and r.theirs_s / r.ours_s < TARGET_RATIO]
-    print()
-    if below:
-        print(
-            f"Shared rules below the {TARGET_RATIO:g}× target in (a)/(b), with the ratio we "
-            "would get if ours ran at the bandwidth floor (one read of x, x.sum()):"
-        )
-        for r in below:
-            print(
-                f"  {r.label} {r.setting}: {r.theirs_s / r.ours_s:.2f}× "
-                f"(ceiling at the floor: {r.theirs_s / r.floor_s:.1f}×)"
-            )
-    else:
-        print(f"Every shared rule in (a)/(b) is at least {TARGET_RATIO:g}× faster than byzfl.")
-    print(f"\nTotal wall time: {time.perf_counter() - start:.1f} s", end="; ")
-    print(f"1-min load average at end: {os.getloadavg()[0]:.2f}")
+    harness.print_footer(start)
     return 0
 
 

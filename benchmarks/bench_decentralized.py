@@ -18,8 +18,15 @@ draws b = 8 of its examples without replacement, takes the mean gradient, clips 
 
 The loop consumes the random numbers in the runner's order (batch keys, local noise, secrets,
 from one generator with the same seed), so both reach the same θ_T: the table reports the
-largest |θ_T − θ_T(trilemma)|. float64 on the CPU; rates are rounds per second over the best of
-``--repeats`` runs after one untimed warm-up run of each side.
+largest |θ_T − θ_T(trilemma)|. float64 on the CPU (``--device cuda``: both sides on the GPU);
+rates are rounds per second over the best of ``--repeats`` interleaved runs after one untimed
+warm-up run of each side (see ``benchmarks/_harness.py``); ``--quick`` runs 5 rounds, best of 1.
+
+Floor: the random numbers a round must draw whatever the implementation — n·m batch keys,
+n·P local Gaussians and one P-vector secret per edge — drawn by torch on the same device and
+dtype, T rounds, in the same run; each row gives the floor's rounds/s and trilemma's time over
+the floor's (the runner's other work: gradients, clipping, the secrets' two ``index_add_``,
+the gossip product).
 
 With ``--decor PATH`` (PATH: a working copy of github.com/elfirdoussilab1/DECOR, the directory
 holding its ``worker.py``; not part of this repository, and its ``misc`` needs pandas and
@@ -48,38 +55,50 @@ workers the server's one tensor, which the first in-place update then shares amo
 
 from __future__ import annotations
 
-import argparse
 import importlib
-import importlib.metadata
 import os
 import sys
-import time
 from collections.abc import Callable, Sequence
 from functools import partial
 from types import ModuleType
 
+import _harness as harness
 import torch
 
 from trilemma.accountants import as_topology
 from trilemma.decentralized import DecentralizedSGD, edge_list, metropolis_hastings
 from trilemma.dgd import SoftmaxRegression
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_dgd import sibling  # the benchmarks' shared module loader
-
 GRAPHS = {16: "torus:4x4", 256: "torus:16x16"}
 PER_NODE, BATCH, FEATURES, CLIP, LR, SIGMA, SIGMA_COR = 16, 8, 30, 1.0, 0.05, 0.5, 2.0
 A9A_TRAIN, A9A_FEATURES, DECOR_BATCH, DECOR_WEIGHT_DECAY = 32561, 123, 64, 1e-5
 
 
-def make_problem(nodes: int) -> SoftmaxRegression:
-    """The synthetic two-class problem of the module docstring (seed 0)."""
+def make_problem(nodes: int, device: torch.device) -> SoftmaxRegression:
+    """The synthetic two-class problem of the module docstring (seed 0), on ``device``."""
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(nodes, PER_NODE, FEATURES, generator=generator, dtype=torch.float64)
     rule = torch.randn(FEATURES, generator=generator, dtype=torch.float64)
     labels = (x @ rule > 0).long()
     features = torch.cat([x, torch.ones(nodes, PER_NODE, 1, dtype=torch.float64)], dim=-1)
-    return SoftmaxRegression(features, labels, classes=2)
+    return SoftmaxRegression(features.to(device), labels.to(device), classes=2)
+
+
+def draws(problem: SoftmaxRegression, graph: str, steps: int) -> torch.Tensor:
+    """The floor: ``steps`` rounds of the random numbers of a round (batch keys, local noise,
+    one secret per edge) on the problem's device and dtype."""
+    n, m, _ = problem.features.shape
+    edges = len(edge_list(as_topology(graph))[0])
+    device, dtype = problem.features.device, problem.features.dtype
+    generator = torch.Generator(device).manual_seed(1)
+    out = torch.empty(0)
+    for _ in range(steps):
+        torch.rand((n, m), generator=generator, device=device, dtype=dtype)
+        torch.randn((n, problem.dimension), generator=generator, device=device, dtype=dtype)
+        out = torch.randn(
+            (edges, problem.dimension), generator=generator, device=device, dtype=dtype
+        )
+    return out
 
 
 def ours(problem: SoftmaxRegression, graph: str, steps: int, seeds: int) -> torch.Tensor:
@@ -94,8 +113,11 @@ def ours(problem: SoftmaxRegression, graph: str, steps: int, seeds: int) -> torc
         sigma=SIGMA,
         sigma_cor=SIGMA_COR,
     )
-    state = algorithm.start(torch.zeros(seeds, problem.dimension, dtype=torch.float64))
-    generator = torch.Generator().manual_seed(1)
+    device = problem.features.device
+    state = algorithm.start(
+        torch.zeros(seeds, problem.dimension, dtype=torch.float64, device=device)
+    )
+    generator = torch.Generator(device).manual_seed(1)
     for _ in range(steps):
         state, _ = algorithm.step(state, generator, measure=False)
     return state.theta
@@ -113,14 +135,14 @@ def per_node_loop(problem: SoftmaxRegression, graph: str, steps: int) -> torch.T
     neighbours = [[(j, float(w[i, j])) for j in w[i].nonzero()[0]] for i in range(len(w))]
     n, m, p = problem.features.shape
     dimension = problem.dimension
-    theta = [torch.zeros(dimension, dtype=torch.float64) for _ in range(n)]
-    generator = torch.Generator().manual_seed(1)
+    device = problem.features.device
+    like = {"dtype": torch.float64, "device": device}
+    theta = [torch.zeros(dimension, **like) for _ in range(n)]
+    generator = torch.Generator(device).manual_seed(1)
     for _ in range(steps):
-        keys = torch.rand((1, n, m), generator=generator, dtype=torch.float64)[0]
-        local = torch.randn((1, n, dimension), generator=generator, dtype=torch.float64)[0]
-        secrets = torch.randn((1, len(heads), dimension), generator=generator, dtype=torch.float64)[
-            0
-        ]
+        keys = torch.rand((1, n, m), generator=generator, **like)[0]
+        local = torch.randn((1, n, dimension), generator=generator, **like)[0]
+        secrets = torch.randn((1, len(heads), dimension), generator=generator, **like)[0]
         half = []
         for i in range(n):
             batch = keys[i].argsort()[:BATCH]
@@ -138,17 +160,14 @@ def per_node_loop(problem: SoftmaxRegression, graph: str, steps: int) -> torch.T
     return torch.stack(theta)
 
 
-def best_rate(
-    function: Callable[[], torch.Tensor], steps: int, repeats: int
-) -> tuple[float, torch.Tensor]:
-    """(rounds/s over the best of ``repeats`` runs, the result) after one warm-up run."""
-    result = function()
-    best = float("inf")
-    for _ in range(repeats):
-        begin = time.perf_counter()
-        result = function()
-        best = min(best, time.perf_counter() - begin)
-    return steps / best, result
+def best_rates(
+    functions: Sequence[Callable[[], object]], steps: int, repeats: int, timer: harness.Timer
+) -> list[tuple[float, object]]:
+    """Per function: (rounds/s over the best of ``repeats`` interleaved runs after one warm-up
+    run, the result of its last run)."""
+    sides = [harness.Side(lambda _, function=function: function()) for function in functions]
+    timings = harness.best_of(sides, repeats, timer=timer, keep="timed")
+    return [(steps / t.seconds, t.outputs[-1]) for t in timings]
 
 
 def load_decor(path: str) -> tuple[ModuleType, ModuleType, ModuleType]:
@@ -214,13 +233,17 @@ def decor_rounds(workers: list, secrets: torch.Tensor, w: torch.Tensor, steps: i
             node.decentralized_learning(weights=w[i], workers_parameters=half)
 
 
+def a9a_problem(nodes: int, dtype: torch.dtype) -> SoftmaxRegression:
+    """:func:`a9a_like` data with a constant column as two-class softmax regression."""
+    x, y = a9a_like(nodes)
+    features = torch.cat([x, torch.ones(*x.shape[:2], 1, dtype=torch.float64)], dim=-1)
+    return SoftmaxRegression(features.to(dtype), y, classes=2)
+
+
 def ours_a9a_like(nodes: int, steps: int, dtype: torch.dtype) -> torch.Tensor:
     """θ_T of the batched runner on :func:`a9a_like` data in ``dtype``, the reference's m, b,
     C, σ, σ_cor, γ."""
-    x, y = a9a_like(nodes)
-    features = torch.cat([x, torch.ones(*x.shape[:2], 1, dtype=torch.float64)], dim=-1)
-    features = features.to(dtype)
-    problem = SoftmaxRegression(features, y, classes=2)
+    problem = a9a_problem(nodes, dtype)
     algorithm = DecentralizedSGD(
         problem,
         GRAPHS[nodes],
@@ -239,74 +262,129 @@ def ours_a9a_like(nodes: int, steps: int, dtype: torch.dtype) -> torch.Tensor:
 
 
 def decor_table(path: str, sizes: Sequence[int], steps: int, repeats: int) -> None:
-    """Print the table of trilemma's runner against the DECOR reference's round."""
+    """Print the table of trilemma's runner against the DECOR reference's round (CPU)."""
     decor = load_decor(path)
+    timer = harness.Timer("cpu")
     print(f"\n## Against the DECOR reference ({path}), T = {steps} rounds, best of {repeats}")
-    print(f"b = {DECOR_BATCH}; reference float32 with P = 124; trilemma P = 248\n")
-    print(
-        "| nodes | graph | m per node | trilemma float64 rounds/s | trilemma float32 rounds/s | "
-        "DECOR reference rounds/s | speed-up float64 | speed-up float32 |"
-    )
-    print("|---:|---|---:|---:|---:|---:|---:|---:|")
+    print(f"b = {DECOR_BATCH}; reference float32 with P = 124; trilemma P = 248; on the CPU\n")
+    lines = []
     for nodes in sizes:
-        rate = {
-            dtype: best_rate(partial(ours_a9a_like, nodes, steps, dtype), steps, repeats)[0]
-            for dtype in (torch.float64, torch.float32)
-        }
         workers, secrets, w = decor_workers(decor, nodes)
-        reference, _ = best_rate(partial(decor_rounds, workers, secrets, w, steps), steps, repeats)
-        double, single = rate[torch.float64], rate[torch.float32]
-        print(
-            f"| {nodes} | {GRAPHS[nodes]} | {A9A_TRAIN // nodes} | {double:,.0f} | {single:,.0f} | "
-            f"{reference:,.1f} | {double / reference:.2f}× | {single / reference:.2f}× |"
+        floor_problem = a9a_problem(nodes, torch.float64)
+        functions: list[Callable[[], object]] = [
+            partial(ours_a9a_like, nodes, steps, torch.float64),
+            partial(ours_a9a_like, nodes, steps, torch.float32),
+            partial(decor_rounds, workers, secrets, w, steps),
+            partial(draws, floor_problem, GRAPHS[nodes], steps),
+        ]
+        (double, _), (single, _), (reference, _), (floor, _) = best_rates(
+            functions, steps, repeats, timer
         )
+        lines.append(
+            [
+                str(nodes),
+                GRAPHS[nodes],
+                str(A9A_TRAIN // nodes),
+                harness.rate(double),
+                harness.rate(single),
+                harness.rate(reference),
+                harness.rate(floor),
+                harness.times(floor / double),
+                f"{harness.times(double / reference)}×",
+                f"{harness.times(single / reference)}×",
+            ]
+        )
+    header = [
+        "nodes",
+        "graph",
+        "m per node",
+        "trilemma float64 rounds/s",
+        "trilemma float32 rounds/s",
+        "DECOR reference rounds/s",
+        "floor float64 rounds/s",
+        "trilemma float64 / floor",
+        "speed-up float64",
+        "speed-up float32",
+    ]
+    print(harness.markdown_table(header, lines, align="rl" + "r" * 8))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmark and print a markdown table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=50, help="rounds T (default 50)")
-    parser.add_argument("--repeats", type=int, default=3, help="best of K runs (default 3)")
+    """Run the benchmark and print a markdown table; ``argv`` defaults to ``sys.argv[1:]``. Returns
+    the exit status, 0.
+    """
+    parser = harness.make_parser(
+        __doc__,
+        repeats=3,
+        quick_repeats=1,
+        quick="5 rounds, best of 1",
+    )
+    parser.add_argument("--steps", type=int, help="rounds T (default 50; quick 5)")
     parser.add_argument("--seeds", type=int, default=16, help="S of the batched run (16)")
     parser.add_argument("--nodes", default="16,256", help="comma-separated subset of 16,256")
-    parser.add_argument("--quick", action="store_true", help="5 rounds, 1 repeat: a smoke run")
     parser.add_argument("--decor", metavar="PATH", help="directory holding DECOR's worker.py")
-    args = parser.parse_args(argv)
+    args = harness.parse(parser, argv)
     if args.decor and not os.path.isfile(os.path.join(args.decor, "worker.py")):
         parser.error(f"--decor {args.decor!r} has no worker.py")
-    steps, repeats = (5, 1) if args.quick else (args.steps, args.repeats)
+    steps = args.steps or (5 if args.quick else 50)
     sizes = [int(v) for v in args.nodes.split(",")]
-    if steps < 1 or repeats < 1 or args.seeds < 1 or not set(sizes) <= set(GRAPHS):
-        parser.error("--steps, --repeats, --seeds must be ≥ 1 and --nodes a subset of 16,256")
-    house = sibling("bench_aggregators")
-    start = time.perf_counter()
-    print("# DECOR rounds: trilemma's batched runner vs a per-node loop")
-    print(f"CPU: {house.cpu_model()} ({os.cpu_count()} CPUs); torch threads ", end="")
-    print(f"{torch.get_num_threads()}; torch {importlib.metadata.version('torch')}; float64")
-    print(f"trilemma at git {house.git_state()}; 1-min load average {os.getloadavg()[0]:.2f}")
-    print(f"T = {steps} rounds, best of {repeats} after a warm-up run; m = {PER_NODE}, b = {BATCH}")
+    if steps < 1 or args.seeds < 1 or not set(sizes) <= set(GRAPHS):
+        parser.error("--steps and --seeds must be ≥ 1 and --nodes a subset of 16,256")
+    timer = harness.Timer(args.device)
+    start = harness.print_header(
+        "DECOR rounds: trilemma's batched runner vs a per-node loop vs the floor",
+        device=args.device,
+    )
+    print(
+        f"float64 on {args.device}; T = {steps} rounds, best of {args.repeats} after a warm-up "
+        f"run; m = {PER_NODE}, b = {BATCH}"
+    )
     print()
-    print(
-        "| nodes | graph | trilemma rounds/s | trilemma, S seeds: seed-rounds/s | "
-        "per-node loop rounds/s | speed-up | max abs θ_T diff |"
-    )
-    print("|---:|---|---:|---:|---:|---:|---:|")
+    lines = []
     for nodes in sizes:
-        problem, graph = make_problem(nodes), GRAPHS[nodes]
-        rate, theta = best_rate(partial(ours, problem, graph, steps, 1), steps, repeats)
-        batched, _ = best_rate(partial(ours, problem, graph, steps, args.seeds), steps, repeats)
-        loop_rate, loop_theta = best_rate(partial(per_node_loop, problem, graph, steps), steps, 1)
-        diff = float((theta[0] - loop_theta).abs().max())
-        print(
-            f"| {nodes} | {graph} | {rate:,.0f} | {batched * args.seeds:,.0f} (S = {args.seeds}) "
-            f"| {loop_rate:,.1f} | {rate / loop_rate:,.0f}× | {diff:.1e} |"
+        problem, graph = make_problem(nodes, args.device), GRAPHS[nodes]
+        functions: list[Callable[[], object]] = [
+            partial(ours, problem, graph, steps, 1),
+            partial(ours, problem, graph, steps, args.seeds),
+            partial(per_node_loop, problem, graph, steps),
+            partial(draws, problem, graph, steps),
+        ]
+        (single, theta), (batched, _), (loop, loop_theta), (floor, _) = best_rates(
+            functions, steps, args.repeats, timer
         )
-    if args.decor:
-        decor_table(args.decor, sizes, steps, repeats)
+        assert isinstance(theta, torch.Tensor) and isinstance(loop_theta, torch.Tensor)
+        lines.append(
+            [
+                str(nodes),
+                graph,
+                harness.rate(single),
+                f"{harness.rate(batched * args.seeds)} (S = {args.seeds})",
+                harness.rate(loop),
+                harness.rate(floor),
+                harness.times(floor / single),
+                f"{single / loop:,.0f}×",
+                f"{float((theta[0] - loop_theta).abs().max()):.1e}",
+            ]
+        )
+    header = [
+        "nodes",
+        "graph",
+        "trilemma rounds/s",
+        "trilemma, S seeds: seed-rounds/s",
+        "per-node loop rounds/s",
+        "floor rounds/s",
+        "trilemma / floor",
+        "speed-up",
+        "max abs θ_T diff",
+    ]
+    print(harness.markdown_table(header, lines, align="rl" + "r" * 7))
     print(
-        f"\nTotal wall time: {time.perf_counter() - start:.1f} s; "
-        f"1-min load average at end: {os.getloadavg()[0]:.2f}"
+        "\nfloor: the random numbers of T rounds (batch keys, local noise, one secret per edge) "
+        "drawn on the same device; trilemma / floor: the runner's time over the floor's."
     )
+    if args.decor:
+        decor_table(args.decor, sizes, steps, args.repeats)
+    harness.print_footer(start)
     return 0
 
 

@@ -24,7 +24,12 @@ Implementations, each timed from its first to its last step:
   its state dict back to every client. Constructing the clients and the server is not timed;
 - per-worker loop: the plain PyTorch loop, one ``loss.backward()`` per honest worker, the
   gradients stacked, then ``trilemma.attacks.get(attack)`` and
-  ``trilemma.aggregators.get(rule, f=f)``, then the update under ``torch.no_grad()``.
+  ``trilemma.aggregators.get(rule, f=f)``, then the update under ``torch.no_grad()``;
+- floor: what no implementation of a D-GD step can skip, one evaluation of the 16 honest
+  workers' full-batch gradients (``SoftmaxRegression.gradients``, one batched closed-form call:
+  a read of the data, 1 600 × 65 × 10 multiply-adds and a softmax) per step, followed by the
+  cheapest update θ ← θ − γ·mean (no attack, no robust rule, nothing recorded). Each row gives
+  the floor's steps/s of the same run and the implementation's time over the floor's.
 
 How byzfl runs on this data. byzfl builds its models by name from
 ``byzfl.fed_framework.models``; its zoo has no model for 64-pixel digits (``logreg_mnist`` is a
@@ -40,10 +45,13 @@ zero through ``Server.set_parameters`` before the first round, and its optimizer
 momentum, weight decay or learning-rate decay (``milestones=[]``).
 
 Everything is float32 (byzfl's torch aggregators and attacks cast their input to float32), on
-the CPU. Rates are steps per second: steps over the best of ``--repeats`` interleaved
-``time.perf_counter`` runs, after one untimed warm-up run of every implementation. Correctness:
-the final loss L_H(θ_T) of each implementation (for byzfl, the mean of the losses its clients
-report at θ_T) and max |θ_T − θ_T(trilemma)| over the parameters (for the S-start run, row 0).
+the CPU (``--device cuda``: every implementation, byzfl's clients and server included, on the
+GPU). Rates are steps per second: steps over the best of ``--repeats`` interleaved
+``time.perf_counter`` runs, after one untimed warm-up run of every implementation (see
+``benchmarks/_harness.py``). ``--quick`` runs 20 steps, best of 1. Correctness: the final loss
+L_H(θ_T) of each implementation (for byzfl, the mean of the losses its clients report at θ_T)
+and max |θ_T − θ_T(trilemma)| over the parameters (for the S-start run, row 0; for the floor,
+which runs the plain mean, no comparison).
 
 byzfl's top-level ``__init__`` (which imports torchvision, matplotlib and seaborn) is skipped as
 in ``benchmarks/_byzfl.py``; ``byzfl.fed_framework`` itself imports none of them, so nothing is
@@ -53,17 +61,14 @@ mocked and all the code that runs is byzfl's own.
 from __future__ import annotations
 
 import abc
-import argparse
 import importlib
-import importlib.metadata
 import math
-import os
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import ModuleType
 
+import _harness as harness
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
@@ -151,6 +156,10 @@ class Loop(abc.ABC):
     def __init__(self, problem: SoftmaxRegression, case: Case, steps: int, lr: float) -> None:
         self.problem, self.case, self.steps, self.lr = problem, case, steps, lr
 
+    def side(self) -> harness.Side:
+        """:meth:`train` timed, after an untimed :meth:`reset`."""
+        return harness.Side(lambda _: self.train(), lambda _: self.reset())
+
     @abc.abstractmethod
     def reset(self) -> None:
         """Build fresh state before a run (not timed)."""
@@ -204,6 +213,26 @@ class TrilemmaLoop(Loop):
         return self.run.theta[0], float(self.run.objective[-1, 0])
 
 
+class FloorLoop(Loop):
+    """One batched gradient evaluation of the honest workers per step, then the mean step."""
+
+    label = "floor: 1 gradient evaluation + mean step"
+
+    def reset(self) -> None:
+        self.theta = torch.zeros(
+            self.problem.dimension, dtype=self.problem.dtype, device=self.problem.features.device
+        )
+
+    def train(self) -> None:
+        problem, theta, lr = self.problem, self.theta, self.lr
+        for _ in range(self.steps):
+            theta = theta - lr * problem.gradients(theta).mean(dim=0)
+        self.theta = theta
+
+    def result(self) -> tuple[torch.Tensor, float]:
+        return self.theta, float(self.problem.objective(self.theta))
+
+
 class PerWorkerLoop(Loop):
     """Autograd gradient worker by worker, then trilemma's attack and rule."""
 
@@ -211,7 +240,11 @@ class PerWorkerLoop(Loop):
 
     def reset(self) -> None:
         self.weights = torch.zeros(
-            self.problem.features.shape[-1], CLASSES, dtype=self.problem.dtype, requires_grad=True
+            self.problem.features.shape[-1],
+            CLASSES,
+            dtype=self.problem.dtype,
+            device=self.problem.features.device,
+            requires_grad=True,
         )
 
     def train(self) -> None:
@@ -250,6 +283,7 @@ class ByzflLoop(Loop):
     ) -> None:
         super().__init__(problem, case, steps, lr)
         self.framework = framework
+        self.device = str(problem.features.device)
         pixels = problem.features[..., :PIXELS]  # nn.Linear carries the bias itself
         m = problem.features.shape[1]
         self.loaders = [
@@ -265,7 +299,7 @@ class ByzflLoop(Loop):
             fw.Client(
                 {
                     "model_name": BYZFL_MODEL,
-                    "device": "cpu",
+                    "device": self.device,
                     "loss_name": "CrossEntropyLoss",
                     "LabelFlipping": False,
                     "nb_labels": CLASSES,
@@ -280,7 +314,7 @@ class ByzflLoop(Loop):
         self.server = fw.Server(
             {
                 "model_name": BYZFL_MODEL,
-                "device": "cpu",
+                "device": self.device,
                 "test_loader": self.test_loader,
                 "optimizer_name": "SGD",
                 "learning_rate": float(self.lr),
@@ -292,7 +326,7 @@ class ByzflLoop(Loop):
             }
         )
         size = sum(p.numel() for p in self.server.model.parameters())
-        self.server.set_parameters(torch.zeros(size))
+        self.server.set_parameters(torch.zeros(size, device=self.device))
         self.byzantine = fw.ByzantineClient(self.case.byzfl_attack())
 
     def train(self) -> None:
@@ -325,52 +359,37 @@ class Row:
     label: str
     rate: float  # steps/s, × starts for a batched run
     loss: float
-    max_abs: float  # max |θ_T − θ_T(trilemma)|
-
-
-def sibling(name: str) -> ModuleType:
-    """A module of this folder (``_byzfl``, ``bench_aggregators``, ...), however this file
-    was started."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    if here not in sys.path:
-        sys.path.insert(0, here)
-    return importlib.import_module(name)
+    max_abs: float  # max |θ_T − θ_T(trilemma)|; NaN: not compared
 
 
 def load_framework() -> ModuleType:
     """``byzfl.fed_framework`` without ``byzfl/__init__``, with the digits model registered."""
-    sibling("_byzfl").load_byzfl()
+    harness.sibling("_byzfl").load_byzfl()
     framework = importlib.import_module("byzfl.fed_framework")
     setattr(framework.models, BYZFL_MODEL, DigitsLogReg)
     return framework
 
 
-def make_problem(per_worker: int, split: str) -> SoftmaxRegression:
-    """Digits split among the h honest workers, float32."""
+def make_problem(per_worker: int, split: str, device: torch.device) -> SoftmaxRegression:
+    """Digits split among the h honest workers, float32, on ``device``."""
     data = load_classification("digits")
     features, labels = split_workers(data, workers=H, per_worker=per_worker, kind=split, seed=0)
-    return SoftmaxRegression(features.float(), labels, classes=data.classes)
+    return SoftmaxRegression(features.float().to(device), labels.to(device), classes=data.classes)
 
 
-def run_case(loops: Sequence[Loop], repeats: int) -> list[tuple[float, torch.Tensor, float]]:
-    """Warm up every loop, then time ``repeats`` interleaved runs of each.
+def run_case(
+    loops: Sequence[Loop], repeats: int, timer: harness.Timer
+) -> list[tuple[float, torch.Tensor, float]]:
+    """Warm up every loop, then time ``repeats`` interleaved runs of each (a reset before
+    every run, untimed).
 
     Returns
     -------
     list of tuple
         Per loop: best seconds, θ_T and final loss (of its last run).
     """
-    for loop in loops:
-        loop.reset()
-        loop.train()
-    best = [math.inf] * len(loops)
-    for _ in range(repeats):
-        for i, loop in enumerate(loops):
-            loop.reset()
-            start = time.perf_counter()
-            loop.train()
-            best[i] = min(best[i], time.perf_counter() - start)
-    return [(seconds, *loop.result()) for seconds, loop in zip(best, loops, strict=True)]
+    timings = harness.best_of([loop.side() for loop in loops], repeats, timer=timer)
+    return [(t.seconds, *loop.result()) for t, loop in zip(timings, loops, strict=True)]
 
 
 def measure(
@@ -382,70 +401,94 @@ def measure(
     lr: float,
     starts: int,
     repeats: int,
+    timer: harness.Timer,
 ) -> list[Row]:
-    """Rows of the four implementations on one case; prints a progress line."""
+    """Rows of the four implementations and the floor on one case; prints a progress line."""
     loops: list[Loop] = [
         TrilemmaLoop(problem, case, steps, lr),
         TrilemmaLoop(problem, case, steps, lr, starts=starts),
         ByzflLoop(problem, case, steps, lr, framework),
         PerWorkerLoop(problem, case, steps, lr),
+        FloorLoop(problem, case, steps, lr),
     ]
-    outcomes = run_case(loops, repeats)
-    reference = outcomes[0][1]
+    outcomes = run_case(loops, repeats, timer)
+    reference = outcomes[0][1].cpu()
     rows = [
         Row(
             case,
             loop.label,
             loop.starts * steps / seconds,
             loss,
-            float((theta - reference).abs().max()),
+            math.nan
+            if isinstance(loop, FloorLoop)
+            else float((theta.cpu() - reference).abs().max()),
         )
         for loop, (seconds, theta, loss) in zip(loops, outcomes, strict=True)
     ]
     rates = ", ".join(f"{row.rate:,.0f}" for row in rows)
     print(
-        f"  {case.rule:<10} {case.attack:<14} steps/s (trilemma, ×{starts}, byzfl, loop): {rates}"
+        f"  {case.rule:<10} {case.attack:<14} steps/s (trilemma, ×{starts}, byzfl, loop, "
+        f"floor): {rates}"
     )
     return rows
 
 
-def markdown_table(rows: Sequence[Row], starts: int) -> str:
-    """One line per implementation and case; ratios against trilemma's single and S-start
-    runs of the same case."""
-    rate = sibling("bench_estimators")._rate
-    lines = [
-        f"| rule | attack | implementation | steps/s | ratio trilemma/this | "
-        f"ratio trilemma ×{starts}/this | final loss | max abs Δθ vs trilemma |",
-        "|---|---|---|---:|---:|---:|---:|---:|",
+IMPLEMENTATIONS = 5  # rows per case, in the order of :func:`measure`
+
+
+def result_table(rows: Sequence[Row], starts: int) -> str:
+    """One line per implementation and case: rate, the floor's rate, time over the floor's,
+    ratios against trilemma's single and S-start runs of the same case, loss, Δθ."""
+    header = [
+        "rule",
+        "attack",
+        "implementation",
+        "steps/s",
+        "floor steps/s",
+        "time / floor",
+        "ratio trilemma/this",
+        f"ratio trilemma ×{starts}/this",
+        "final loss",
+        "max abs Δθ vs trilemma",
     ]
-    for i in range(0, len(rows), 4):
-        single, batched = rows[i].rate, rows[i + 1].rate
-        for k, row in enumerate(rows[i : i + 4]):
-            ratios = ("—", "—") if k < 2 else (rate(single / row.rate), rate(batched / row.rate))
-            lines.append(
-                f"| {row.case.rule} | {row.case.attack} | {row.label} | {rate(row.rate)} | "
-                f"{ratios[0]} | {ratios[1]} | {row.loss:.6f} | {row.max_abs:.1e} |"
+    lines = []
+    for i in range(0, len(rows), IMPLEMENTATIONS):
+        group = rows[i : i + IMPLEMENTATIONS]
+        single, batched, floor = group[0].rate, group[1].rate, group[-1].rate
+        for k, row in enumerate(group[:-1]):
+            ratios = (
+                ("—", "—")
+                if k < 2
+                else (harness.times(single / row.rate), harness.times(batched / row.rate))
             )
-    return "\n".join(lines)
+            lines.append(
+                [
+                    row.case.rule,
+                    row.case.attack,
+                    row.label,
+                    harness.rate(row.rate),
+                    harness.rate(floor),
+                    harness.times(floor / row.rate),
+                    *ratios,
+                    f"{row.loss:.6f}",
+                    f"{row.max_abs:.1e}",
+                ]
+            )
+    return harness.markdown_table(header, lines, align="lll" + "r" * 7)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Time every (rule, attack) case, print progress, then the Markdown table and the checks.
-
-    Parameters
-    ----------
-    argv : sequence of str, optional
-        Command-line arguments (default ``sys.argv[1:]``).
-
-    Returns
-    -------
-    int
-        Exit status: 0, or 1 when an implementation ends further than ``AGREE_ATOL`` from
-        trilemma's θ_T on some case.
+    """Time every (rule, attack) case, print progress, then the Markdown table and the checks;
+    ``argv`` defaults to ``sys.argv[1:]``. Returns the exit status: 0, or 1 when an implementation
+    ends further than ``AGREE_ATOL`` from trilemma's θ_T on some case.
     """
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.make_parser(
+        __doc__,
+        repeats=3,
+        quick_repeats=1,
+        quick="20 steps, best of 1",
+    )
     parser.add_argument("--steps", type=int, help="T (default 200; quick 20)")
-    parser.add_argument("--repeats", type=int, help="best of K runs (default 3; quick 1)")
     parser.add_argument("--starts", type=int, default=16, help="S of the batched run (16)")
     parser.add_argument("--lr", type=float, default=0.5, help="step size γ (default 0.5)")
     parser.add_argument("--per-worker", type=int, default=100, help="examples per worker (100)")
@@ -453,35 +496,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rules", help=f"comma-separated subset of {','.join(RULE_KEYS)}")
     parser.add_argument("--attacks", help=f"comma-separated subset of {','.join(ATTACK_KEYS)}")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
-    parser.add_argument("--quick", action="store_true", help="20 steps, 1 repeat: a smoke run")
-    args = parser.parse_args(argv)
+    args = harness.parse(parser, argv)
     steps = args.steps or (20 if args.quick else 200)
-    repeats = max(1, args.repeats or (1 if args.quick else 3))
     if steps < 1 or args.starts < 2 or args.lr <= 0 or args.per_worker < 1:
         parser.error("--steps and --per-worker must be ≥ 1, --starts ≥ 2 and --lr > 0")
-    choices = sibling("bench_estimators")._choices
-    rules = choices(args.rules, RULE_KEYS, "--rules", parser)
-    attack_keys = choices(args.attacks, ATTACK_KEYS, "--attacks", parser)
+    rules = harness.choices(args.rules, RULE_KEYS, "--rules", parser)
+    attack_keys = harness.choices(args.attacks, ATTACK_KEYS, "--attacks", parser)
     if args.threads is not None:
         torch.set_num_threads(max(1, args.threads))
     framework = load_framework()
-    house = sibling("bench_aggregators")
+    problem = make_problem(args.per_worker, args.split, args.device)
+    timer = harness.Timer(args.device)
 
-    problem = make_problem(args.per_worker, args.split)
-    start = time.perf_counter()
-    print("# Robust D-GD steps: trilemma vs byzfl's framework vs a per-worker loop")
-    print(f"CPU: {house.cpu_model()} ({os.cpu_count()} CPUs); torch.get_num_threads() = ", end="")
-    print(torch.get_num_threads())
-    versions = ", ".join(
-        f"{name} {importlib.metadata.version(name)}" for name in ("torch", "numba", "byzfl")
+    start = harness.print_header(
+        "Robust D-GD steps: trilemma vs byzfl's framework vs a per-worker loop vs the floor",
+        device=args.device,
+        packages=("torch", "numba", "byzfl"),
     )
-    print(f"{versions}; float32 on the CPU; best of {repeats} after one warm-up run each")
-    print(f"trilemma at git {house.git_state()}")
-    print(f"1-min load average at start: {os.getloadavg()[0]:.2f}")
+    initial = float(problem.objective(torch.zeros(problem.dimension, device=args.device)))
+    print(f"float32 on {args.device}; best of {args.repeats} after one warm-up run each")
     print(
         f"digits, {args.split} split: n={N} f={F} h={H}, {args.per_worker} examples per worker, "
         f"{problem.dimension} parameters; T={steps} steps at γ={args.lr:g}; ALIE z={ALIE_Z:g}; "
-        f"L_H(θ₀=0) = {float(problem.objective(torch.zeros(problem.dimension))):.6f}"
+        f"L_H(θ₀=0) = {initial:.6f}"
     )
     print()
 
@@ -495,20 +532,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                 steps=steps,
                 lr=args.lr,
                 starts=args.starts,
-                repeats=repeats,
+                repeats=args.repeats,
+                timer=timer,
             )
 
     print()
-    print(markdown_table(rows, args.starts))
+    print(result_table(rows, args.starts))
     print()
     print(
         f"Ratios: trilemma steps/s (resp. configuration-steps/s of the {args.starts}-start run) "
         "over this implementation's steps/s. Final loss: L_H(θ_T) (the S-start run: its θ₀ = 0 "
         "row; byzfl: the mean of its clients' CrossEntropyLoss at θ_T). max abs Δθ: over the "
         f"{problem.dimension} parameters, against the single trilemma run (byzfl's Linear "
-        "weight and bias mapped to θ's layout)."
+        "weight and bias mapped to θ's layout). floor steps/s: one batched evaluation of the "
+        "honest workers' gradients and a mean step per step, measured in the same run; time / "
+        "floor: this implementation's time per (configuration-)step over the floor's."
     )
-    apart = [r for r in rows if not r.max_abs <= AGREE_ATOL]
+    apart = [r for r in rows if not (math.isnan(r.max_abs) or r.max_abs <= AGREE_ATOL)]
     if apart:
         cells = ", ".join(
             f"{r.case.rule}/{r.case.attack}/{r.label} ({r.max_abs:.1e})" for r in apart
@@ -516,8 +556,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"Trajectories further than {AGREE_ATOL:g} from trilemma's: {cells}.")
     else:
         print(f"Every implementation ends within {AGREE_ATOL:g} of trilemma's θ_T on every case.")
-    print(f"\nTotal wall time: {time.perf_counter() - start:.1f} s", end="; ")
-    print(f"1-min load average at end: {os.getloadavg()[0]:.2f}")
+    harness.print_footer(start)
     return 1 if apart else 0
 
 

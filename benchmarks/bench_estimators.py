@@ -31,26 +31,32 @@ averages: ``DistributedMeanEstimation.estimate_averages`` against
 the same loop without the data draw.
 
 Rates are trials per second, ``--trials`` (resp. ``--iterations``) over the best of ``--repeats``
-interleaved ``time.perf_counter`` runs, after one untimed warm-up per side; each repeat uses a new
-seed and the mean errors pool all repeats. They agree when they differ by less than 3 standard
-errors; "max abs diff" compares both libraries' attack + rule on one identical input.
+interleaved ``time.perf_counter`` runs, after one untimed warm-up per side (see
+``benchmarks/_harness.py``); each repeat uses a new seed and the mean errors pool all repeats.
+They agree when they differ by less than 3 standard errors; "max abs diff" compares both
+libraries' attack + rule on one identical input.
+
+Floor: the random numbers an exact simulation must draw, timed in the same run on trilemma's
+device with torch's samplers — end to end, per trial the biases (d uniforms), the honest
+workers' success counts ((n − f)·d binomials, ``torch.binomial``) and their noise ((n − f)·d
+Gaussians, ``torch.randn``); for the protocol step alone, the noise. The tables give the floor's
+rate (trials/s) and trilemma's time over the floor's. ``--quick`` runs d = 64 with 200 batched
+trials and 30 loop trials, best of 2; ``--device cuda`` runs trilemma and the floors on the GPU
+(byzfl's loop stays on the CPU).
 
 byzfl is imported without its ``__init__`` (see ``benchmarks/_byzfl.py``).
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
-import importlib.metadata
 import math
-import os
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 
+import _harness as harness
 import numpy as np
 import torch
 
@@ -67,7 +73,9 @@ from trilemma.estimators import (
 N, F, M = 10, 2, 100
 EPSILON, DELTA, CLIP = 1.0, 1e-5, 1.0
 ALIE_Z = 1.5  # byzfl's default τ, set explicitly on both sides
-TARGET_RATIO = 20.0
+TARGET_RATIO = {"alie": 5.0, "sign_flipping": 5.0, "optimal_alie": 20.0}
+"""trilemma / byzfl-loop trials/s, at least, end to end at ``TARGET_DIMENSION``."""
+TARGET_DIMENSION = 64
 AGREE_SIGMAS = 3.0  # mean errors agree within this many standard errors of their difference
 RULE_KEYS = ("cwtm", "cwmed", "krum", "monna", "smea")
 ATTACK_KEYS = ("alie", "sign_flipping", "optimal_alie")
@@ -98,17 +106,13 @@ class Row:
     theirs_rate: float
     ours_errors: np.ndarray
     theirs_errors: np.ndarray
+    floor_rate: float
     max_abs: float = math.nan
 
 
 def load_peer() -> tuple[ModuleType, ModuleType]:
     """byzfl's aggregators and attacks modules, without ``byzfl/__init__``."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    if here not in sys.path:
-        sys.path.insert(0, here)
-    from _byzfl import load_byzfl
-
-    A, _ = load_byzfl()
+    A, _ = harness.sibling("_byzfl").load_byzfl()
     return A, importlib.import_module("byzfl.attacks.attacks")
 
 
@@ -230,41 +234,52 @@ def same_input_diff(case: Case, seed: int) -> float:
     return float(np.abs(ours - np.asarray(theirs)).max())
 
 
-def timed(function: Callable[[int], np.ndarray], seed: int) -> tuple[float, np.ndarray]:
-    """Seconds of ``function(seed)`` (its result is on the CPU when the timer stops) and the
-    result."""
-    start = time.perf_counter()
-    out = function(seed)
-    return time.perf_counter() - start, out
+def _seed(run: int) -> int:
+    """The seed of run ``run`` (−1: the warm-up)."""
+    return 10_000 if run < 0 else run
+
+
+def draws(trials: int, d: int, device: torch.device, *, data: bool) -> Callable[[int], object]:
+    """The floor: per trial, the honest workers' noise ((n − f)·d Gaussians) and, when
+    ``data``, their biases (d uniforms) and success counts ((n − f)·d binomials)."""
+    shape = (trials, N - F, d)
+
+    def draw(seed: int) -> object:
+        generator = torch.Generator(device).manual_seed(seed)
+        noise = torch.randn(shape, generator=generator, device=device, dtype=torch.float64)
+        if not data:
+            return noise
+        # success probability (1 + p)/2 of a bias p uniform in [−1, 1]: uniform in [0, 1]
+        probs = torch.rand((trials, 1, d), generator=generator, device=device, dtype=noise.dtype)
+        count = torch.full(shape, float(M), device=device, dtype=noise.dtype)
+        return torch.binomial(count, probs.expand(shape), generator=generator), noise
+
+    return draw
 
 
 def measure(
     ours: Callable[[int], np.ndarray],
     theirs: Callable[[int], np.ndarray],
+    floor: Callable[[int], object],
     *,
     trials: int,
     iterations: int,
     repeats: int,
-) -> tuple[float, float, np.ndarray, np.ndarray]:
-    """Warm up both sides, then ``repeats`` interleaved timed runs (seed = repeat index).
+    device: torch.device,
+) -> tuple[float, float, np.ndarray, np.ndarray, float]:
+    """Warm up the three sides, then ``repeats`` interleaved timed runs (seed = repeat index).
 
-    Returns the best rates (trials/s) of ours and theirs and their pooled per-trial errors.
+    Returns the best rates (trials/s) of ours and theirs, their pooled per-trial errors and
+    the floor's rate.
     """
-    ours(10_000)
-    theirs(10_000)
-    best_ours, best_theirs, errors_ours, errors_theirs = math.inf, math.inf, [], []
-    for repeat in range(repeats):
-        seconds, errors = timed(ours, repeat)
-        best_ours = min(best_ours, seconds)
-        errors_ours.append(errors)
-        seconds, errors = timed(theirs, repeat)
-        best_theirs = min(best_theirs, seconds)
-        errors_theirs.append(errors)
+    sides = [harness.Side(ours, _seed), harness.Side(theirs, _seed), harness.Side(floor, _seed)]
+    mine, peer, bound = harness.best_of(sides, repeats, timer=harness.Timer(device), keep="timed")
     return (
-        trials / best_ours,
-        iterations / best_theirs,
-        np.concatenate(errors_ours),
-        np.concatenate(errors_theirs),
+        trials / mine.seconds,
+        iterations / peer.seconds,
+        np.concatenate([np.asarray(e) for e in mine.outputs]),
+        np.concatenate([np.asarray(e) for e in peer.outputs]),
+        trials / bound.seconds,
     )
 
 
@@ -277,9 +292,11 @@ def run_case(
         *measure(
             lambda seed: trilemma_sweep(case, trials, seed, device),
             lambda seed: byzfl_loop(case, iterations, seed),
+            draws(trials, case.d, device, data=True),
             trials=trials,
             iterations=iterations,
             repeats=repeats,
+            device=device,
         ),
         max_abs=same_input_diff(case, seed=12345),
     )
@@ -291,15 +308,18 @@ def run_case(
         *measure(
             lambda seed: trilemma_protocol(case, ours_averages, seed),
             lambda seed: byzfl_protocol_loop(case, their_averages, seed),
+            draws(trials, case.d, device, data=False),
             trials=trials,
             iterations=iterations,
             repeats=repeats,
+            device=device,
         ),
     )
     print(
         f"  {case.rule:<6} {case.attack:<14} d={case.d:<5} end-to-end "
-        f"{end_to_end.ours_rate:10.0f} vs {end_to_end.theirs_rate:8.0f} trials/s; protocol "
-        f"step {protocol_only.ours_rate:10.0f} vs {protocol_only.theirs_rate:8.0f} trials/s",
+        f"{end_to_end.ours_rate:10.0f} vs {end_to_end.theirs_rate:8.0f} trials/s (floor "
+        f"{end_to_end.floor_rate:.0f}); protocol step {protocol_only.ours_rate:10.0f} vs "
+        f"{protocol_only.theirs_rate:8.0f} trials/s (floor {protocol_only.floor_rate:.0f})",
         flush=True,
     )
     return end_to_end, protocol_only
@@ -310,64 +330,56 @@ def _mean_se(errors: np.ndarray) -> tuple[float, float]:
     return float(errors.mean()), float(errors.std(ddof=1) / math.sqrt(len(errors)))
 
 
-def _rate(value: float) -> str:
-    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
-
-
-def markdown_table(rows: Sequence[Row], *, same_input: bool) -> str:
-    """Rates, ratio and mean errors (± 1.96 standard errors) per case."""
-    header = (
-        "| rule | attack | d | trilemma trials/s | byzfl loop trials/s | ratio | "
-        "mean error (trilemma) | mean error (byzfl) | agree |"
-    )
-    line = "|---|---|---:|---:|---:|---:|---:|---:|---|"
+def result_table(rows: Sequence[Row], *, same_input: bool) -> str:
+    """Rates, floor, ratios and mean errors (± 1.96 standard errors) per case."""
+    header = [
+        "rule",
+        "attack",
+        "d",
+        "trilemma trials/s",
+        "floor trials/s",
+        "trilemma / floor",
+        "byzfl loop trials/s",
+        "trilemma / byzfl",
+        "mean error (trilemma)",
+        "mean error (byzfl)",
+        "agree",
+    ]
     if same_input:
-        header += " max abs diff (same input) |"
-        line += "---:|"
-    lines = [header, line]
+        header.append("max abs diff (same input)")
+    lines = []
     for r in rows:
         (mo, so), (mt, st) = _mean_se(r.ours_errors), _mean_se(r.theirs_errors)
         gap = abs(mo - mt) / math.hypot(so, st) if so or st else 0.0
-        agree = "yes" if gap <= AGREE_SIGMAS else f"no ({gap:.1f} σ)"
-        ratio = r.ours_rate / r.theirs_rate
-        text = (
-            f"| {r.case.rule} | {r.case.attack} | {r.case.d} | {_rate(r.ours_rate)} | "
-            f"{_rate(r.theirs_rate)} | {ratio:.1f} | {mo:.4g} ± {1.96 * so:.2g} | "
-            f"{mt:.4g} ± {1.96 * st:.2g} | {agree} |"
-        )
+        line = [
+            r.case.rule,
+            r.case.attack,
+            str(r.case.d),
+            harness.rate(r.ours_rate),
+            harness.rate(r.floor_rate),
+            harness.times(r.floor_rate / r.ours_rate),
+            harness.rate(r.theirs_rate),
+            harness.times(r.ours_rate / r.theirs_rate),
+            f"{mo:.4g} ± {1.96 * so:.2g}",
+            f"{mt:.4g} ± {1.96 * st:.2g}",
+            "yes" if gap <= AGREE_SIGMAS else f"no ({gap:.1f} σ)",
+        ]
         if same_input:
-            text += f" {r.max_abs:.2g} |"
-        lines.append(text)
-    return "\n".join(lines)
-
-
-def _choices(
-    text: str | None, known: Sequence[str], flag: str, parser: argparse.ArgumentParser
-) -> tuple[str, ...]:
-    """The comma-separated keys of ``text`` (all of ``known`` when None), checked."""
-    if text is None:
-        return tuple(known)
-    chosen = tuple(k.strip().lower() for k in text.split(",") if k.strip())
-    unknown = sorted(set(chosen) - set(known))
-    if unknown or not chosen:
-        parser.error(f"{flag}: unknown {unknown}; known: {', '.join(known)}")
-    return chosen
+            line.append(f"{r.max_abs:.2g}")
+        lines.append(line)
+    return harness.markdown_table(header, lines, align="llr" + "r" * 7 + "l" + "r" * same_input)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Time every (rule, attack, d) case, print progress, then the Markdown tables.
-
-    Parameters
-    ----------
-    argv : sequence of str, optional
-        Command-line arguments (default ``sys.argv[1:]``).
-
-    Returns
-    -------
-    int
-        Exit status, 0.
+    """Time every (rule, attack, d) case, print progress, then the Markdown tables; ``argv``
+    defaults to ``sys.argv[1:]``. Returns the exit status, 0.
     """
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = harness.make_parser(
+        __doc__,
+        repeats=3,
+        quick_repeats=2,
+        quick="d = 64, 200 batched trials, 30 loop trials, best of 2",
+    )
     parser.add_argument("--trials", type=int, help="batched trials (default 2000; quick 200)")
     parser.add_argument(
         "--iterations", type=int, help="trials of the byzfl loop (default 300; quick 30)"
@@ -375,10 +387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dims", help="comma-separated dimensions (default 64,1024; quick 64)")
     parser.add_argument("--rules", help=f"comma-separated subset of {','.join(RULE_KEYS)}")
     parser.add_argument("--attacks", help=f"comma-separated subset of {','.join(ATTACK_KEYS)}")
-    parser.add_argument("--repeats", type=int, default=3, help="best of K runs (default 3)")
-    parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
-    parser.add_argument("--device", default="cpu", help="trilemma's device: cpu or cuda[:i]")
-    args = parser.parse_args(argv)
+    args = harness.parse(parser, argv)
     trials = args.trials or (200 if args.quick else 2000)
     iterations = args.iterations or (30 if args.quick else 300)
     try:
@@ -387,29 +396,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--dims must be comma-separated integers, got {args.dims!r}")
     if min(trials, iterations, *dims) < 2:
         parser.error("--trials, --iterations and every dimension must be at least 2")
-    rules = _choices(args.rules, RULE_KEYS, "--rules", parser)
-    attack_keys = _choices(args.attacks, ATTACK_KEYS, "--attacks", parser)
-    device = torch.device(args.device)
-    if device.type not in ("cpu", "cuda"):
-        parser.error(f"--device must be cpu or cuda, got {args.device!r}")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: torch.cuda.is_available() is False")
-    repeats = max(1, args.repeats)
+    rules = harness.choices(args.rules, RULE_KEYS, "--rules", parser)
+    attack_keys = harness.choices(args.attacks, ATTACK_KEYS, "--attacks", parser)
+    device, repeats = args.device, args.repeats
     A, B = load_peer()
-    from bench_aggregators import cpu_model, git_state
 
-    start = time.perf_counter()
-    print("# trilemma vs byzfl: Monte Carlo trials of distributed mean estimation")
-    print(f"CPU: {cpu_model()} ({os.cpu_count()} CPUs); torch.get_num_threads() = ", end="")
-    print(f"{torch.get_num_threads()}; trilemma on {device}", end="")
-    if device.type == "cuda":
-        print(f" ({torch.cuda.get_device_name(device)})", end="")
-    versions = ", ".join(
-        f"{name} {importlib.metadata.version(name)}" for name in ("torch", "numpy", "byzfl")
+    start = harness.print_header(
+        "trilemma vs byzfl and the floor: Monte Carlo trials of distributed mean estimation",
+        device=device,
+        packages=("torch", "numpy", "byzfl"),
     )
-    print(f"\n{versions}; float64 on both sides; best of {repeats}")
-    print(f"trilemma at git {git_state()}")
-    print(f"1-min load average at start: {os.getloadavg()[0]:.2f}")
+    print(f"float64 on both sides; trilemma on {device}; best of {repeats}")
     probe = make_case(A, B, "cwtm", "alie", dims[0]).protocol
     print(
         f"n={N} f={F} m={M} ε={EPSILON:g} δ={DELTA:g} C={CLIP:g}: noise std "
@@ -432,29 +429,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print("End to end (data draw, noise, attack, rule, error; trilemma: run_sweep):")
     print()
-    print(markdown_table(end_rows, same_input=True))
+    print(result_table(end_rows, same_input=True))
     print()
     print("Protocol step only, on pre-drawn worker averages (trilemma: estimate_averages):")
     print()
-    print(markdown_table(step_rows, same_input=False))
+    print(result_table(step_rows, same_input=False))
     print()
     print(
-        "ratio: trilemma trials/s / byzfl-loop trials/s. Mean errors: ± 1.96 standard errors "
-        f"over all repeats; agree: within {AGREE_SIGMAS:g} standard errors of the difference. "
-        "run_sweep also computes each trial's conditional upper bound (not for Krum, an object "
-        "rule without a κ) and builds one record per trial; the byzfl loop does neither."
+        "trilemma / floor: trilemma's time per trial over the floor's (the random draws: end to "
+        "end the biases, binomial counts and Gaussian noise; protocol step the noise). "
+        "trilemma / byzfl: trilemma trials/s over byzfl-loop trials/s. Mean errors: ± 1.96 "
+        f"standard errors over all repeats; agree: within {AGREE_SIGMAS:g} standard errors of "
+        "the difference. run_sweep also computes each trial's conditional upper bound (not for "
+        "Krum, an object rule without a κ) and builds one record per trial; the byzfl loop does "
+        "neither."
     )
-    below = [r for r in end_rows if r.ours_rate / r.theirs_rate < TARGET_RATIO]
+    targeted = [r for r in end_rows if r.case.d == TARGET_DIMENSION]
+    below = [r for r in targeted if r.ours_rate / r.theirs_rate < TARGET_RATIO[r.case.attack]]
+    goals = ", ".join(f"{a} ≥ {t:g}×" for a, t in TARGET_RATIO.items())
     if below:
         cells = ", ".join(
-            f"{r.case.rule}/{r.case.attack}/d={r.case.d} ({r.ours_rate / r.theirs_rate:.1f}×)"
-            for r in below
+            f"{r.case.rule}/{r.case.attack} ({r.ours_rate / r.theirs_rate:.1f}×)" for r in below
         )
-        print(f"Below the {TARGET_RATIO:g}× target end to end: {cells}.")
-    else:
-        print(f"Every end-to-end case is at least {TARGET_RATIO:g}× faster than the byzfl loop.")
-    print(f"\nTotal wall time: {time.perf_counter() - start:.1f} s", end="; ")
-    print(f"1-min load average at end: {os.getloadavg()[0]:.2f}")
+        print(f"Below the targets at d = {TARGET_DIMENSION} ({goals}) end to end: {cells}.")
+    elif targeted:
+        print(f"Every end-to-end case at d = {TARGET_DIMENSION} meets its target ({goals}).")
+    harness.print_footer(start)
     return 0
 
 
