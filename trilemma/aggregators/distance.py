@@ -6,13 +6,19 @@ call), with garbage rows infinitely far from everything.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 
 from trilemma._validation import check_choice, check_int
 from trilemma.aggregators._base import Aggregator
-from trilemma.aggregators._garbage import garbage_rows, pairwise_sq_distances, zero_garbage
+from trilemma.aggregators._garbage import (
+    affine_pass,
+    garbage_rows,
+    norms_and_garbage,
+    pairwise_sq_distances,
+    zero_garbage,
+)
 from trilemma.aggregators._sorted import sorted_reduce
 from trilemma.aggregators._subsets import subset_diameters, subsets
 
@@ -59,7 +65,9 @@ class Krum(Aggregator):
 
     def __init__(self, f: int = 0, *, neighbours: Neighbours = "n-f-2") -> None:
         super().__init__(f)
-        self.neighbours = check_choice("neighbours", neighbours, ("n-f-2", "n-f-1"))
+        self.neighbours = cast(
+            Neighbours, check_choice("neighbours", neighbours, ("n-f-2", "n-f-1"))
+        )
 
     def min_workers(self) -> int:
         # Blanchard et al. assume n > 2f + 2; below it, f equal Byzantine vectors can win
@@ -69,9 +77,11 @@ class Krum(Aggregator):
         return max(2 * self.f + 1, self.f + 2)
 
     def _aggregate(self, x: torch.Tensor) -> torch.Tensor:
-        garbage = garbage_rows(x)
-        scores = krum_scores(pairwise_sq_distances(x, garbage), self.f, self.neighbours)
-        return _mean_of_rows(x, scores.argmin(dim=-1, keepdim=True), garbage)
+        norms, garbage = norms_and_garbage(x)
+        scores = krum_scores(pairwise_sq_distances(x, garbage, norms), self.f, self.neighbours)
+        # the winner is never a garbage row: a copy of that one row, nothing else is read
+        best = scores.argmin(dim=-1, keepdim=True).unsqueeze(-1)
+        return torch.gather(x, -2, best.expand(*x.shape[:-2], 1, x.shape[-1])).squeeze(-2)
 
 
 class MultiKrum(Krum):
@@ -102,8 +112,8 @@ class MultiKrum(Krum):
     def _aggregate(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[-2]
         m = n - self.f if self.m is None else self.m
-        garbage = garbage_rows(x)
-        scores = krum_scores(pairwise_sq_distances(x, garbage), self.f, self.neighbours)
+        norms, garbage = norms_and_garbage(x)
+        scores = krum_scores(pairwise_sq_distances(x, garbage, norms), self.f, self.neighbours)
         chosen = torch.topk(scores, m, dim=-1, largest=False).indices
         return _mean_of_rows(x, chosen, garbage)
 
@@ -154,8 +164,8 @@ class Bulyan(Aggregator):
     def _aggregate(self, x: torch.Tensor) -> torch.Tensor:
         n, f = x.shape[-2], self.f
         theta = n - 2 * f
-        garbage = garbage_rows(x)
-        distances = pairwise_sq_distances(x, garbage)
+        norms, garbage = norms_and_garbage(x)
+        distances = pairwise_sq_distances(x, garbage, norms)
         active = torch.ones(distances.shape[:-1], dtype=torch.bool, device=x.device)
         chosen = []
         eye = torch.eye(n, dtype=torch.bool, device=x.device)
@@ -207,8 +217,11 @@ class MoNNA(Aggregator):
     def _aggregate(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[-2]
         garbage = garbage_rows(x)
-        clean = zero_garbage(x, garbage)
-        row = torch.linalg.vector_norm(clean - clean[..., self.pivot : self.pivot + 1, :], dim=-1)
-        row = row.masked_fill(garbage, torch.inf)
+        # squared distances to the pivot in one pass over x (no (n, d) difference)
+        coef = torch.zeros(garbage.shape, dtype=torch.float64, device=x.device)
+        alpha = torch.ones(garbage.shape[:-1], dtype=torch.float64, device=x.device)
+        _, squared = affine_pass(x, coef, alpha, x[..., self.pivot, :], garbage)
+        assert squared is not None
+        row = squared.masked_fill(garbage, torch.inf)
         nearest = torch.topk(row, n - self.f, dim=-1, largest=False).indices
         return _mean_of_rows(x, nearest, garbage)

@@ -1,111 +1,29 @@
 """Iterative rules: geometric median (smoothed Weiszfeld) and centered clipping.
 
 Both iterate z ← α z + Σ_i c_i x_i with weights c that depend on the distances ‖x_i − z‖. One
-pass over the input does an iteration: per block of columns it forms z's block, then adds the
-block's share of every ‖x_i − z‖² (no (n, d) temporary, x read once per iteration). On CPU
-(float32/float64, no autograd) the pass is a numba kernel; elsewhere two torch products.
+pass over the input does an iteration (:func:`~trilemma.aggregators._garbage.affine_pass`: per
+block of columns it forms z's block, then adds the block's share of every ‖x_i − z‖²), and
+batches are solved in chunks that stay in cache across iterations.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-import numba
-import numpy as np
 import torch
 
 from trilemma._validation import check_int, check_real
 from trilemma.aggregators._base import Aggregator
-from trilemma.aggregators._garbage import garbage_rows, zero_garbage
-from trilemma.aggregators._sorted import numba_threads, sorted_reduce
+from trilemma.aggregators._garbage import affine_pass, garbage_rows
+from trilemma.aggregators._sorted import sorted_reduce
 
 __all__ = ["CenteredClipping", "GeometricMedian"]
 
 # Convergence is checked (one host synchronisation) every this many iterations.
 _CHECK_EVERY = 8
-_COLUMNS = 512  # columns per kernel task: the n × 512 block stays in L2 between its two sweeps
 # Batch elements are solved in chunks of about this many entries (4 MiB of float32), small
 # enough to stay in the last-level cache across all the iterations of the chunk.
 _CHUNK_ENTRIES = 1 << 20
-
-
-@numba.njit(parallel=True, fastmath={"reassoc", "contract"}, cache=True)
-def _pass_kernel(x, coef, alpha, v, distances, zero, z, partial):  # pragma: no cover - compiled
-    batch, n, d = x.shape
-    blocks = (d + _COLUMNS - 1) // _COLUMNS
-    for task in numba.prange(batch * blocks):
-        b = task // blocks
-        block = task % blocks
-        start = block * _COLUMNS
-        stop = min(start + _COLUMNS, d)
-        # row slices, not x[b, i, j] indexing: only then does LLVM vectorise the inner loops
-        acc = np.empty(stop - start, np.float64)
-        start_values = v[b, start:stop]
-        for j in range(acc.size):
-            acc[j] = alpha[b] * start_values[j]
-        for i in range(n):
-            c = coef[b, i]
-            if c != 0.0:  # rows of weight 0 (garbage among them) are never read
-                row = x[b, i, start:stop]
-                for j in range(acc.size):
-                    acc[j] += c * row[j]
-        out = z[b, start:stop]
-        for j in range(acc.size):
-            out[j] = acc[j]
-        if distances:
-            for i in range(n):
-                row = x[b, i, start:stop]
-                total = zero  # x's dtype: 16 float32 lanes, not 8 float64
-                for j in range(acc.size):
-                    u = row[j] - out[j]
-                    total += u * u
-                partial[b, block, i] = total
-
-
-def _affine_pass(
-    x: torch.Tensor,
-    coef: torch.Tensor,
-    alpha: torch.Tensor,
-    v: torch.Tensor,
-    garbage: torch.Tensor,
-    *,
-    distances: bool = True,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """z = α v + Σ_i c_i x_i ``(..., d)`` and, if ``distances``, ‖x_i − z‖² ``(..., n)``.
-
-    ``coef`` ``(..., n)`` and ``alpha`` ``(...)`` are float64; rows with ``coef`` 0 do not enter
-    z (garbage rows must have coefficient 0). Squared distances of garbage rows are
-    unspecified. The CPU kernel accumulates z in float64 and the squared distances in
-    float64 across column blocks (x's dtype within a block of 512 columns).
-    """
-    batch, (n, d) = x.shape[:-2], x.shape[-2:]
-    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or x.requires_grad:
-        clean = zero_garbage(x, garbage)
-        weights = coef.to(x.dtype).unsqueeze(-2)
-        z = alpha.to(x.dtype).unsqueeze(-1) * v + (weights @ clean).squeeze(-2)
-        if not distances:
-            return z, None
-        return z, (torch.linalg.vector_norm(clean - z.unsqueeze(-2), dim=-1) ** 2).double()
-    flat = x.detach().reshape(-1, n, d).contiguous().numpy()
-    size = flat.shape[0]
-    blocks = -(-d // _COLUMNS)
-    out = np.empty((size, d), dtype=flat.dtype)
-    partial = np.zeros((size, blocks if distances else 0, n), dtype=np.float64)
-    with numba_threads(flat.size):
-        _pass_kernel(
-            flat,
-            coef.reshape(size, n).contiguous().numpy(),
-            alpha.reshape(size).contiguous().numpy(),
-            v.detach().to(x.dtype).reshape(size, d).contiguous().numpy(),
-            distances,
-            flat.dtype.type(0.0),
-            out,
-            partial,
-        )
-    z = torch.from_numpy(out).reshape(*batch, d)
-    if not distances:
-        return z, None
-    return z, torch.from_numpy(partial.sum(axis=1)).reshape(*batch, n)
 
 
 def _by_chunks(
@@ -171,7 +89,7 @@ class GeometricMedian(Aggregator):
         garbage = garbage_rows(x)
         none = torch.zeros(garbage.shape, dtype=torch.float64, device=x.device)
         one = torch.ones(z.shape[:-1], dtype=torch.float64, device=x.device)
-        _, squared = _affine_pass(x, none, one, z, garbage)
+        _, squared = affine_pass(x, none, one, z, garbage)
         # a relative step below a few ulps is rounding noise, not progress
         tol = max(self.tol, 8.0 * torch.finfo(x.dtype).eps)
         done = torch.zeros(z.shape[:-1], dtype=torch.bool, device=x.device)
@@ -181,7 +99,7 @@ class GeometricMedian(Aggregator):
             distance = squared.sqrt().clamp_min(self.nu)
             weights = torch.where(garbage, 0.0, 1.0 / distance)
             coef = weights / weights.sum(-1, keepdim=True)
-            update, squared = _affine_pass(x, coef, torch.zeros_like(one), z, garbage)
+            update, squared = affine_pass(x, coef, torch.zeros_like(one), z, garbage)
             # converged batch elements are frozen, so a batch gives what a loop over it gives
             step = torch.linalg.vector_norm(update - z, dim=-1)
             z = torch.where(done.unsqueeze(-1), z, update)
@@ -242,14 +160,14 @@ class CenteredClipping(Aggregator):
         n = x.shape[-2]
         none = torch.zeros(garbage.shape, dtype=torch.float64, device=x.device)
         one = torch.ones(v.shape[:-1], dtype=torch.float64, device=x.device)
-        _, squared = _affine_pass(x, none, one, v, garbage)
+        _, squared = affine_pass(x, none, one, v, garbage)
         tiny = torch.finfo(x.dtype).tiny
         for iteration in range(self.iterations):
             assert squared is not None
             norm = squared.sqrt().to(x.dtype).clamp_min(tiny)
             scale = torch.where(garbage, 0.0, torch.clamp(self.tau / norm, max=1.0)).double()
             last = iteration == self.iterations - 1
-            v, squared = _affine_pass(
+            v, squared = affine_pass(
                 x, scale / n, 1.0 - scale.sum(-1) / n, v, garbage, distances=not last
             )
         return v, self.iterations
