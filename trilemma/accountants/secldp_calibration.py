@@ -20,6 +20,8 @@ from trilemma._validation import check_int, check_real
 from trilemma.accountants.secldp import (
     SecLDPAccountant,
     SecLDPDpEvent,
+    SecLDPMethod,
+    SecLDPSampling,
     event_epsilon,
     honest_positions,
     node_epsilon,
@@ -35,7 +37,7 @@ def calibrate_event_sigma_cor(
     steps: int,
     delta: float,
     colluders: Iterable[Hashable] = (),
-    method: str = "rdp",
+    method: SecLDPMethod = "rdp",
     rtol: float = 1e-6,
 ) -> float:
     """Smallest σ_cor whose worst-node ε after ``steps`` rounds of ``event`` (with its
@@ -124,10 +126,10 @@ def calibrate_sigma_cor(
     steps: int,
     delta: float,
     colluders: Iterable[Hashable] = (),
-    method: str = "rdp",
+    method: SecLDPMethod = "rdp",
     local_size: int = 1,
     batch_size: int = 1,
-    sampling: str = "without_replacement",
+    sampling: SecLDPSampling = "without_replacement",
     rtol: float = 1e-6,
 ) -> float:
     """:func:`calibrate_event_sigma_cor` of the :class:`SecLDPDpEvent` built from the keywords.

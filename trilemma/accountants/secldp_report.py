@@ -17,7 +17,12 @@ import numpy as np
 
 from trilemma._validation import check_int, check_real
 from trilemma.accountants.graphs import Topology
-from trilemma.accountants.secldp import SecLDPAccountant, SecLDPDpEvent
+from trilemma.accountants.secldp import (
+    SecLDPAccountant,
+    SecLDPDpEvent,
+    SecLDPMethod,
+    SecLDPSampling,
+)
 from trilemma.bounds.privacy import (
     inverse_variance_resistance_bound,
     inverse_variance_spectral_bound,
@@ -49,7 +54,7 @@ class SecLDPReport:
     """
 
     labels: tuple[Hashable, ...]
-    method: str
+    method: SecLDPMethod
     delta: float
     steps: int
     inverse_variance: np.ndarray
@@ -117,7 +122,7 @@ def event_report(
     steps: int,
     delta: float,
     colluders: Iterable[Hashable] = (),
-    method: str = "rdp",
+    method: SecLDPMethod = "rdp",
 ) -> SecLDPReport:
     """Per-node ε, exact (Σ_H⁻¹)_ii and closed-form bounds per honest component after
     ``steps`` rounds of ``event``.
@@ -167,10 +172,10 @@ def secldp_report(
     steps: int,
     delta: float,
     colluders: Iterable[Hashable] = (),
-    method: str = "rdp",
+    method: SecLDPMethod = "rdp",
     local_size: int = 1,
     batch_size: int = 1,
-    sampling: str = "without_replacement",
+    sampling: SecLDPSampling = "without_replacement",
 ) -> SecLDPReport:
     """:func:`event_report` of the :class:`SecLDPDpEvent` built from the keywords.
 
