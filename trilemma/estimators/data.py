@@ -153,18 +153,20 @@ def _log_factorial(k, table):  # pragma: no cover - compiled
 
 @numba.njit(cache=True)
 def _binomial_averages_kernel(prob, uniforms, m, table, unit, out):  # pragma: no cover - compiled
-    """out[b, i, j] = (2K − m)/m · unit with K = min{k : F(k) ≥ uniforms[b, i, j]}, F the
-    Binomial(m, prob[b, j]) CDF (inversion).
+    """out[b, i, j] = (2K − m)/m · unit with K = the inverse of the Binomial(m, prob[b, j]) CDF
+    at uniforms[b, i, j], taken along a fixed enumeration of the support.
 
     The support is enumerated from the mode in decreasing order of the pmf (the larger of the
-    next pmf above and below: an order fixed by (m, p), so inversion along it is exact), and
-    the h uniforms of one (b, j) are visited in increasing order so that one walk serves them
-    all. p > 1/2 is drawn as m − Bin(m, 1 − p). pmf(mode) = exp(log m! − log k! − log (m−k)!
-    + k log p + (m − k) log(1 − p)); its neighbours follow from the ratio
-    pmf(k + 1)/pmf(k) = (m − k)/(k + 1) · p/(1 − p).
+    next pmf above and below: an order fixed by (m, p), so inversion along it is exact). For
+    one (b, j) the walk runs once, until its cumulative mass reaches the largest of the h
+    uniforms, and stores the cumulative masses; each uniform then takes the first enumerated
+    value whose cumulative mass reaches it. p > 1/2 is drawn as m − Bin(m, 1 − p).
+    pmf(mode) = exp(log m! − log k! − log (m − k)! + k log p + (m − k) log(1 − p)); its
+    neighbours follow from pmf(k + 1)/pmf(k) = (m − k)/(k + 1) · p/(1 − p).
     """
     batch, h, d = uniforms.shape
-    order = np.empty(h, np.int64)
+    cumulative = np.empty(64)
+    value = np.empty(64, np.int64)
     log_m = _log_factorial(m, table)
     for b in range(batch):
         for j in range(d):
@@ -172,14 +174,11 @@ def _binomial_averages_kernel(prob, uniforms, m, table, unit, out):  # pragma: n
             flip = p > 0.5
             if flip:
                 p = 1.0 - p
-            for i in range(h):  # insertion sort of the h uniforms, by index
-                k = i
-                v = uniforms[b, i, j]
-                while k > 0 and uniforms[b, order[k - 1], j] > v:
-                    order[k] = order[k - 1]
-                    k -= 1
-                order[k] = i
-            current = 0
+            top = 0.0
+            for i in range(h):
+                top = max(top, uniforms[b, i, j])
+            value[0] = 0
+            size = 1
             if p > 0.0:
                 up = p / (1.0 - p)
                 down = (1.0 - p) / p
@@ -196,24 +195,42 @@ def _binomial_averages_kernel(prob, uniforms, m, table, unit, out):  # pragma: n
                 next_hi = pmf * (m - hi) / (hi + 1.0) * up
                 next_lo = pmf * lo / (m - lo + 1.0) * down
                 cdf = pmf
-                current = mode
-            for r in range(h):
-                i = order[r]
-                u = uniforms[b, i, j]
-                while p > 0.0 and cdf < u:
+                cumulative[0] = cdf
+                value[0] = mode
+                while cdf < top:
                     if next_hi >= next_lo:
-                        if next_hi <= 0.0:  # support exhausted (rounding left cdf below u)
+                        if next_hi <= 0.0:  # support exhausted (rounding left cdf below top)
                             break
                         hi += 1
-                        current = hi
                         cdf += next_hi
+                        k = hi
                         next_hi *= (m - hi) / (hi + 1.0) * up
                     else:
                         lo -= 1
-                        current = lo
                         cdf += next_lo
+                        k = lo
                         next_lo *= lo / (m - lo + 1.0) * down
-                count = m - current if flip else current
+                    if size == cumulative.shape[0]:  # grow the walk's storage
+                        cumulative = np.concatenate((cumulative, np.empty(size)))
+                        value = np.concatenate((value, np.empty(size, np.int64)))
+                    cumulative[size] = cdf
+                    value[size] = k
+                    size += 1
+            for i in range(h):
+                u = uniforms[b, i, j]
+                rank = 0  # first rank whose cumulative mass reaches u (the last if none does)
+                if size <= 64:
+                    for s in range(size - 1):
+                        rank += cumulative[s] < u
+                else:
+                    high = size - 1
+                    while rank < high:
+                        middle = (rank + high) // 2
+                        if cumulative[middle] < u:
+                            rank = middle + 1
+                        else:
+                            high = middle
+                count = m - value[rank] if flip else value[rank]
                 out[b, i, j] = (2.0 * count - m) / m * unit
 
 
@@ -229,13 +246,13 @@ def marginal_averages(
 
     The average of m records along coordinate j is (2K − m)/m · C/√d with
     K ~ Binomial(m, (1 + p_j)/2) independent across workers and coordinates [D]. K is drawn by
-    inversion, K = min{k : F(k) ≥ U} with F the Binomial CDF and U uniform on [0, 1)
-    (``torch.rand`` of ``generator``, float64, n·d per batch element in the order of the
-    output), which has law Binomial(m, p) exactly [V: Devroye, *Non-Uniform Random Variate
-    Generation*, 1986, §II.2 and §X.4]. A compiled kernel sums the pmf in float64 along the
-    support from the mode outwards, one walk serving the n workers of a coordinate, so the
-    cost grows as √m (rounding of F below m·2⁻⁵², the granularity of any float64 inversion
-    sampler).
+    inversion: with the support enumerated in a fixed order k_0, k_1, … and U uniform on
+    [0, 1) (``torch.rand`` of ``generator``, float64, n·d per batch element in the order of the
+    output), K = k_r for the first r with pmf(k_0) + … + pmf(k_r) ≥ U, which has law
+    Binomial(m, p) exactly [V: inversion, Devroye, *Non-Uniform Random Variate Generation*,
+    1986, §III.2]. A compiled kernel enumerates from the mode outwards in float64, one walk
+    serving the n workers of a coordinate, so the cost grows as √m (rounding of the sums below
+    m·2⁻⁵², the granularity of any float64 inversion sampler).
 
     Returns
     -------
