@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure as MatplotlibFigure
 
 from trilemma import dgd
@@ -71,21 +72,47 @@ def _first(rows: list[dict[str, Any]], rule: str, column: str, initial: float) -
     return min(failing, default=math.nan)
 
 
-def _breakdown(settings: Settings) -> FigureData:
-    problem = dgd.extreme_digits(settings.seed)
-    steps = settings.pick(tiny=20, quick=150, full=600)
-    fs = settings.pick(tiny=(0, 1, 3), quick=tuple(range(8)), full=tuple(range(8)))
-    lipschitz = problem.smoothness()
-    lr = 1.0 / lipschitz
-    reference = _gb_digits.honest_reference(problem, steps=4 * steps, lr=lr)
-    theta_star = reference.theta
-    initial = float(reference.objective[0])
+def _run_row(
+    problem: dgd.SoftmaxRegression,
+    run: dgd.Trajectory,
+    *,
+    rule: str,
+    f: int,
+    steps: int,
+    lr: float,
+    initial: float,
+    digits: tuple[torch.Tensor, torch.Tensor],
+) -> dict[str, Any]:
+    """The columns of one run: its losses (:func:`_summary`), its final accuracy on all the
+    digits, and whether it diverged or failed by its tail or its best loss."""
+    finite = bool(torch.isfinite(run.theta).all())
+    summary = _summary(run)
+    return {
+        "rule": rule,
+        "f": f,
+        "n": _HONEST + f,
+        "fraction": f / (_HONEST + f),
+        "steps": steps,
+        "lr": lr,
+        "initial_loss": initial,
+        **summary,
+        "final_accuracy": (float(problem.accuracy(run.theta, *digits)) if finite else 0.0),
+        "diverged": summary["final_loss"] > initial,
+        "failed_tail": summary["tail_loss"] >= _FAIL * initial,
+        "failed_best": summary["best_loss"] >= _FAIL * initial,
+    }
+
+
+def _rule_runs(
+    problem: dgd.SoftmaxRegression, *, fs: tuple[int, ...], steps: int, lr: float, initial: float
+) -> tuple[list[dict[str, Any]], list[torch.Tensor], list[float]]:
+    """One run per rule and f (sign flipping when f > 0): the rows, the kept iterates and
+    L_H recomputed at each run's final parameters (+inf when they are not finite)."""
     data = dgd.load_classification("digits")
-    all_x, all_y = torch.tensor(data.features), torch.tensor(data.labels)
+    digits = (torch.tensor(data.features), torch.tensor(data.labels))
     rows: list[dict[str, Any]] = []
-    assert reference.iterates is not None  # honest_reference keeps the iterates
-    iterates = [reference.iterates]
-    recomputed = []
+    iterates: list[torch.Tensor] = []
+    recomputed: list[float] = []
     for rule in _RULES:
         for f in fs:
             run = dgd.robust_dgd(
@@ -100,56 +127,47 @@ def _breakdown(settings: Settings) -> FigureData:
             assert run.iterates is not None  # keep_iterates=True
             iterates.append(run.iterates)
             finite = bool(torch.isfinite(run.theta).all())
-            summary = _summary(run)
             recomputed.append(float(problem.objective(run.theta)) if finite else math.inf)
             rows.append(
-                {
-                    "rule": rule,
-                    "f": f,
-                    "n": _HONEST + f,
-                    "fraction": f / (_HONEST + f),
-                    "steps": steps,
-                    "lr": lr,
-                    "initial_loss": initial,
-                    **summary,
-                    "final_accuracy": (
-                        float(problem.accuracy(run.theta, all_x, all_y)) if finite else 0.0
-                    ),
-                    "diverged": summary["final_loss"] > initial,
-                    "failed_tail": summary["tail_loss"] >= _FAIL * initial,
-                    "failed_best": summary["best_loss"] >= _FAIL * initial,
-                }
+                _run_row(
+                    problem, run, rule=rule, f=f, steps=steps, lr=lr, initial=initial, digits=digits
+                )
             )
-    grid = _gb_digits.b2_grid(fs, _HONEST)
-    segment = _gb_digits.authors_segment(theta_star)
-    run_samples = torch.cat(
+    return rows, iterates, recomputed
+
+
+def _run_samples(
+    problem: dgd.SoftmaxRegression, theta_star: torch.Tensor, iterates: list[torch.Tensor]
+) -> torch.Tensor:
+    """The runs' sampling: the start, the segment 0 → θ* and every kept iterate."""
+    return torch.cat(
         [
             torch.zeros(1, problem.dimension, dtype=torch.float64),
             torch.linspace(0, 1, 11, dtype=torch.float64)[:, None] * theta_star,
             *(i.reshape(-1, problem.dimension) for i in iterates),
         ]
     )
-    frontiers = {
-        "authors": _gb_digits.Frontier.sample(problem, segment, grid),
-        "runs": _gb_digits.Frontier.sample(problem, run_samples, grid),
-    }
-    estimates = {name: fr.breakdown(honest=_HONEST) for name, fr in frontiers.items()}
-    holds = {
-        name: _gb_digits.worst_ratio(
-            problem, segment if name == "authors" else run_samples, B2=b2, G2=g2
-        )
-        for name, (_, b2, g2) in estimates.items()
-    }
-    authors_on_runs = _gb_digits.worst_ratio(
-        problem, run_samples, B2=estimates["authors"][1], G2=estimates["authors"][2]
-    )
-    collapse = {
+
+
+def _collapse(rows: list[dict[str, Any]], initial: float) -> dict[str, dict[str, float]]:
+    """The smallest failing f/n of each rule, by tail and by best loss."""
+    return {
         rule: {
             "tail": _first(rows, rule, "tail_loss", initial),
             "best": _first(rows, rule, "best_loss", initial),
         }
         for rule in _RULES
     }
+
+
+def _add_predictions(
+    rows: list[dict[str, Any]],
+    frontiers: dict[str, _gb_digits.Frontier],
+    estimates: dict[str, tuple[float, float, float]],
+    collapse: dict[str, dict[str, float]],
+) -> None:
+    """Append to each row the pair and floor of each sampling at its f, the predicted
+    breakdown 1/(2 + B²) and its pair, the observed collapse and their difference."""
     for row in rows:
         for name, frontier in frontiers.items():
             b2, g2, floor = frontier.pair(n=row["n"], f=row["f"]) if row["f"] else (math.nan,) * 3
@@ -167,7 +185,52 @@ def _breakdown(settings: Settings) -> FigureData:
             row[f"breakdown_{name}_minus_collapse_tail"] = (
                 row[f"breakdown_{name}"] - row["collapse_tail"]
             )
+
+
+def _checks(
+    rows: list[dict[str, Any]], recomputed: list[float], holds: dict[str, float], initial: float
+) -> dict[str, bool]:
+    """The figure's checks: f = 0 trains, the final loss is recomputed, the pairs hold."""
     clean = [r for r in rows if r["f"] == 0]
+    return {
+        f"f = 0 trains at γ = 1/L: tail loss ≤ {_CONVERGED:.0%} of the initial loss, "
+        "every rule": all(r["tail_loss"] <= _CONVERGED * initial for r in clean),
+        "the final-loss column is L_H recomputed at the final parameters": all(
+            math.isclose(r["final_loss"], value, rel_tol=1e-9)
+            or (math.isinf(value) and not math.isfinite(r["final_loss"]))
+            for r, value in zip(rows, recomputed, strict=True)
+        ),
+        "each estimated (G, B) pair holds at every θ of its sampling": all(
+            ratio <= 1 + 1e-9 for ratio in holds.values()
+        ),
+    }
+
+
+def _breakdown(settings: Settings) -> FigureData:
+    problem = dgd.extreme_digits(settings.seed)
+    steps = settings.pick(tiny=20, quick=150, full=600)
+    fs = settings.pick(tiny=(0, 1, 3), quick=tuple(range(8)), full=tuple(range(8)))
+    lipschitz = problem.smoothness()
+    lr = 1.0 / lipschitz
+    reference = _gb_digits.honest_reference(problem, steps=4 * steps, lr=lr)
+    initial = float(reference.objective[0])
+    assert reference.iterates is not None  # honest_reference keeps the iterates
+    rows, iterates, recomputed = _rule_runs(problem, fs=fs, steps=steps, lr=lr, initial=initial)
+    grid = _gb_digits.b2_grid(fs, _HONEST)
+    samplings = {
+        "authors": _gb_digits.authors_segment(reference.theta),
+        "runs": _run_samples(problem, reference.theta, [reference.iterates, *iterates]),
+    }
+    frontiers = {
+        name: _gb_digits.Frontier.sample(problem, s, grid) for name, s in samplings.items()
+    }
+    estimates = {name: fr.breakdown(honest=_HONEST) for name, fr in frontiers.items()}
+    holds = {
+        name: _gb_digits.worst_ratio(problem, samplings[name], B2=b2, G2=g2)
+        for name, (_, b2, g2) in estimates.items()
+    }
+    collapse = _collapse(rows, initial)
+    _add_predictions(rows, frontiers, estimates, collapse)
     return FigureData(
         rows=rows,
         parameters={
@@ -186,32 +249,24 @@ def _breakdown(settings: Settings) -> FigureData:
             "breakdown": {
                 name: {"point": p, "B2": b2, "G2": g2} for name, (p, b2, g2) in estimates.items()
             },
-            "authors_pair_worst_ratio_on_runs": authors_on_runs,
+            "authors_pair_worst_ratio_on_runs": _gb_digits.worst_ratio(
+                problem, samplings["runs"], B2=estimates["authors"][1], G2=estimates["authors"][2]
+            ),
             "collapse": collapse,
         },
-        checks={
-            f"f = 0 trains at γ = 1/L: tail loss ≤ {_CONVERGED:.0%} of the initial loss, "
-            "every rule": all(r["tail_loss"] <= _CONVERGED * initial for r in clean),
-            "the final-loss column is L_H recomputed at the final parameters": all(
-                math.isclose(r["final_loss"], value, rel_tol=1e-9)
-                or (math.isinf(value) and not math.isfinite(r["final_loss"]))
-                for r, value in zip(rows, recomputed, strict=True)
-            ),
-            "each estimated (G, B) pair holds at every θ of its sampling": all(
-                ratio <= 1 + 1e-9 for ratio in holds.values()
-            ),
-        },
+        checks=_checks(rows, recomputed, holds, initial),
     )
 
 
-def _plot_breakdown(data: FigureData, canvas: MatplotlibFigure) -> None:
-    rows, parameters = data.rows, data.parameters
-    loss_axes, accuracy_axes = canvas.subplots(1, 2)
-    initial = parameters["initial_loss"]
+_MARKERS = ("o", "s", "^", "D")
+
+
+def _plot_estimates(data: FigureData, panels: tuple[Axes, Axes]) -> None:
+    """The predicted breakdown 1/(2 + B²) of each sampling, as a vertical line on both panels."""
     lines = {"authors": ("0.35", "--"), "runs": ("tab:red", "-.")}
     for name, (color, style) in lines.items():
-        estimate = parameters["breakdown"][name]
-        for axes in (loss_axes, accuracy_axes):
+        estimate = data.parameters["breakdown"][name]
+        for axes in panels:
             axes.axvline(
                 estimate["point"],
                 color=color,
@@ -219,55 +274,64 @@ def _plot_breakdown(data: FigureData, canvas: MatplotlibFigure) -> None:
                 lw=1.5,
                 label=f"1/(2 + B²), {name}' sampling: B² = {estimate['B2']:.3g}",
             )
-    markers = ("o", "s", "^", "D")
+
+
+def _plot_rule(data: FigureData, panels: tuple[Axes, Axes], index: int, rule: str) -> None:
+    """One rule's final (solid, diverged runs circled) and best (dotted) loss, and its final
+    accuracy."""
+    loss_axes, accuracy_axes = panels
+    mine = sorted((r for r in data.rows if r["rule"] == rule), key=lambda r: r["fraction"])
+    offset = (index - 1.5) * 0.003  # keeps coinciding curves visible
+    xs = np.array([r["fraction"] for r in mine]) + offset
+    color, marker, label = f"C{index}", _MARKERS[index], _LABELS[rule]
+    final = np.array([r["final_loss"] for r in mine])
+    shown = np.where(np.isfinite(final), final, np.nan)
+    loss_axes.plot(xs, shown, color=color, marker=marker, ms=4, label=label)
+    loss_axes.plot(xs, [r["best_loss"] for r in mine], color=color, ls=":", marker=marker, ms=2)
+    diverged = np.array([r["diverged"] for r in mine])
+    loss_axes.scatter(
+        xs[diverged],
+        shown[diverged],
+        s=60,
+        facecolors="none",
+        edgecolors="k",
+        linewidths=0.8,
+        zorder=3,
+    )
+    accuracy_axes.plot(
+        xs,
+        [r["final_accuracy"] for r in mine],
+        color=color,
+        marker=marker,
+        ms=4,
+        ls=("-", "--", "-.", ":")[index],
+        label=label,
+    )
+
+
+def _plot_breakdown(data: FigureData, canvas: MatplotlibFigure) -> None:
+    parameters = data.parameters
+    loss_axes, accuracy_axes = panels = tuple(canvas.subplots(1, 2))
+    initial = parameters["initial_loss"]
+    _plot_estimates(data, panels)
     for index, rule in enumerate(_RULES):
-        mine = sorted((r for r in rows if r["rule"] == rule), key=lambda r: r["fraction"])
-        offset = (index - 1.5) * 0.003  # keeps coinciding curves visible
-        xs = np.array([r["fraction"] for r in mine]) + offset
-        color = f"C{index}"
-        label = _LABELS[rule]
-        final = np.array([r["final_loss"] for r in mine])
-        shown = np.where(np.isfinite(final), final, np.nan)
-        loss_axes.plot(xs, shown, color=color, marker=markers[index], ms=4, label=label)
-        loss_axes.plot(
-            xs, [r["best_loss"] for r in mine], color=color, ls=":", marker=markers[index], ms=2
-        )
-        diverged = np.array([r["diverged"] for r in mine])
-        loss_axes.scatter(
-            xs[diverged],
-            np.where(np.isfinite(final), final, np.nan)[diverged],
-            s=60,
-            facecolors="none",
-            edgecolors="k",
-            linewidths=0.8,
-            zorder=3,
-        )
-        accuracy_axes.plot(
-            xs,
-            [r["final_accuracy"] for r in mine],
-            color=color,
-            marker=markers[index],
-            ms=4,
-            ls=("-", "--", "-.", ":")[index],
-            label=label,
-        )
+        _plot_rule(data, panels, index, rule)
     loss_axes.scatter(
         [], [], s=60, facecolors="none", edgecolors="k", label="diverged: final > ln 10"
     )
     loss_axes.plot([], [], color="0.3", ls=":", label="best loss (official criterion)")
     loss_axes.axhline(initial, color="k", lw=0.8, label=f"initial loss ln 10 = {initial:.2f}")
-    loss_axes.axhline(_FAIL * initial, color="k", lw=0.8, ls=":")
+    loss_axes.axhline(parameters["fail_fraction"] * initial, color="k", lw=0.8, ls=":")
     loss_axes.set_yscale("log")
     loss_axes.set_ylabel(
         f"training loss: final L_H(θ_T) (solid), best (dotted); T = {parameters['steps']}"
     )
     accuracy_axes.set_ylabel("final accuracy on all 1 797 digits")
-    for axes in (loss_axes, accuracy_axes):
+    for axes in panels:
         axes.set_xlabel("fraction of Byzantine workers f/n")
         axes.set_xlim(-0.02, 0.52)
         axes.grid(True, alpha=0.3)
-    loss_axes.legend(fontsize=6)
-    accuracy_axes.legend(fontsize=6)
+        axes.legend(fontsize=6)
     canvas.suptitle(
         f"Digits, worker i holds digit i ({parameters['honest']} honest), sign flipping, "
         f"D-GD γ = 1/L = {parameters['lr']:.3f}",
