@@ -50,6 +50,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure as MatplotlibFigure
 from matplotlib.lines import Line2D
 
@@ -117,11 +118,105 @@ def agreement(rows: Sequence[Mapping[str, Any]]) -> dict[str, bool]:
     }
 
 
+class _Task(NamedTuple):
+    """What every run of the figure shares: the problem, its optimum and the step size."""
+
+    problem: dgd.LeastSquares
+    l_star: float
+    mu: float
+    lr: float
+    steps: int
+    authors_steps: int
+    initial_gap: float
+    frontier: tuple[np.ndarray, np.ndarray]
+
+    @property
+    def pl(self) -> dict[str, float]:
+        """The keywords of :func:`gb_upper_bound_pl` other than κ (γ ≤ 1/L: L → 1/γ)."""
+        return {
+            "mu": self.mu,
+            "L": 1.0 / self.lr,
+            "steps": self.steps,
+            "initial_gap": self.initial_gap,
+        }
+
+
+def _shared_columns(task: _Task, rule: str, f: int) -> dict[str, Any]:
+    """The columns shared by the runs of one rule and f: the a-priori, table-κ and lower
+    bounds, each the smallest over the exact (G, B) frontier."""
+    n = task.problem.workers + f
+    a_priori = float(kappa_lower_bound(n=n, f=f))
+    table = float(kappa(rule, n=n, f=f))
+    frontier, pl = task.frontier, task.pl
+    return {
+        "rule": rule,
+        "f": f,
+        "n": n,
+        "fraction": f / n,
+        "steps": task.steps,
+        "initial_gap": task.initial_gap,
+        "kappa_a_priori": a_priori,
+        "bound_a_priori": best_bound(frontier, gb_upper_bound_pl, kappa=a_priori, **pl)[0],
+        "kappa_table": table,
+        "bound_table": best_bound(frontier, gb_upper_bound_pl, kappa=table, **pl)[0],
+        "lower_bound": best_bound(frontier, gb_lower_bound, n=n, f=f, mu=task.mu)[0],
+    }
+
+
+def _gap_columns(task: _Task, run: dgd.Trajectory, gaps: np.ndarray) -> dict[str, float]:
+    """The run's final, recomputed, smallest and tail gaps, the drift of its last tenth of
+    steps against the tenth before, and the κ̂ it paid."""
+    tenth = max(1, task.steps // 10)
+    tail = gaps[-tenth:].mean()
+    return {
+        "final_gap": float(gaps[-1]),
+        "gap_at_theta_T": float(task.problem.objective(run.theta)) - task.l_star,
+        "min_gap": float(gaps.min()),
+        "tail_mean": float(tail),
+        "tail_drift": float(
+            abs(tail - gaps[-2 * tenth : -tenth].mean()) / max(abs(tail), 1e-12 * task.initial_gap)
+        ),
+        "kappa_hat": float(run.kappa_hat.max()),
+    }
+
+
+def _authors_final_gap(task: _Task, rule: str, f: int, attack: attacks.Attack | None) -> float:
+    """L_H(θ_T) − L* of the authors' run (γ, T of the official script) for their rule and f
+    when the size repeats it, else nan."""
+    if not task.authors_steps or (rule, f) != (_AUTHORS.rule, _AUTHORS.f):
+        return math.nan
+    other = dgd.robust_dgd(
+        task.problem, rule=rule, f=f, attack=attack, steps=task.authors_steps, lr=_AUTHORS.lr
+    )
+    return float(other.objective[-1]) - task.l_star
+
+
+def _rule_rows(task: _Task, rule: str, f: int, plotted: np.ndarray) -> list[dict[str, Any]]:
+    """The rows of one rule and f: per attack (none when f = 0), the run's columns repeated on
+    each plotted step."""
+    shared = _shared_columns(task, rule, f)
+    rows: list[dict[str, Any]] = []
+    for name, attack in _ATTACKS.items() if f > 0 else [("none", None)]:
+        run = dgd.robust_dgd(
+            task.problem, rule=rule, f=f, attack=attack, steps=task.steps, lr=task.lr
+        )
+        gaps = _gaps(run.objective, task.l_star)
+        summary = {**shared, "attack": name, **_gap_columns(task, run, gaps)}
+        final = summary["final_gap"]
+        bound = best_bound(task.frontier, gb_upper_bound_pl, kappa=summary["kappa_hat"], **task.pl)[
+            0
+        ]
+        summary["bound_kappa_hat"] = bound
+        summary["gap_over_bound"] = final / bound if math.isfinite(bound) else 0.0
+        summary["final_gap_authors_step"] = _authors_final_gap(task, rule, f, attack)
+        rows.extend({**summary, "step": int(t), "gap": float(gaps[t])} for t in plotted)
+    return rows
+
+
 def _trajectories(settings: Settings) -> FigureData:
     problem = dgd.mackey_glass_ridge()
-    _, l_star, mu, lipschitz = problem.optimum()
+    theta_star, l_star, mu, lipschitz = problem.optimum()
     steps = settings.pick(tiny=300, quick=800, full=2000)
-    authors_steps = settings.pick(tiny=0, quick=0, full=_AUTHORS.steps)
     lr = _STEP / lipschitz
     rules = settings.pick(
         tiny=("nnm>>cwtm", "cwtm", "nnm>>cwmed"),
@@ -130,66 +225,26 @@ def _trajectories(settings: Settings) -> FigureData:
     )
     fs = settings.pick(tiny=(3,), quick=(1, 3), full=(1, 3))
     gap0 = float(problem.objective(torch.zeros(problem.dimension, dtype=torch.float64))) - l_star
-    frontier = exact_frontier(problem)
-    pl = {"mu": mu, "L": 1.0 / lr, "steps": steps, "initial_gap": gap0}  # γ ≤ 1/L: L → 1/γ
+    task = _Task(
+        problem=problem,
+        l_star=l_star,
+        mu=mu,
+        lr=lr,
+        steps=steps,
+        authors_steps=settings.pick(tiny=0, quick=0, full=_AUTHORS.steps),
+        initial_gap=gap0,
+        frontier=exact_frontier(problem),
+    )
     plotted = np.unique(np.concatenate([np.arange(min(50, steps)), np.linspace(0, steps, 151)]))
     plotted = plotted.astype(int)
-    tenth = max(1, steps // 10)
-    rows: list[dict[str, Any]] = []
-    for rule in rules:
-        for f in (0, *fs):
-            n = problem.workers + f
-            a_priori = float(kappa_lower_bound(n=n, f=f))
-            table = float(kappa(rule, n=n, f=f))
-            shared = {
-                "rule": rule,
-                "f": f,
-                "n": n,
-                "fraction": f / n,
-                "steps": steps,
-                "initial_gap": gap0,
-                "kappa_a_priori": a_priori,
-                "bound_a_priori": best_bound(frontier, gb_upper_bound_pl, kappa=a_priori, **pl)[0],
-                "kappa_table": table,
-                "bound_table": best_bound(frontier, gb_upper_bound_pl, kappa=table, **pl)[0],
-                "lower_bound": best_bound(frontier, gb_lower_bound, n=n, f=f, mu=mu)[0],
-            }
-            for name, attack in _ATTACKS.items() if f > 0 else [("none", None)]:
-                run = dgd.robust_dgd(problem, rule=rule, f=f, attack=attack, steps=steps, lr=lr)
-                gaps = _gaps(run.objective, l_star)
-                kappa_hat = float(run.kappa_hat.max())
-                final = float(gaps[-1])
-                summary = {
-                    **shared,
-                    "attack": name,
-                    "final_gap": final,
-                    "gap_at_theta_T": float(problem.objective(run.theta)) - l_star,
-                    "min_gap": float(gaps.min()),
-                    "tail_mean": float(gaps[-tenth:].mean()),
-                    "tail_drift": float(
-                        abs(gaps[-tenth:].mean() - gaps[-2 * tenth : -tenth].mean())
-                        / max(abs(gaps[-tenth:].mean()), 1e-12 * gap0)
-                    ),
-                    "kappa_hat": kappa_hat,
-                }
-                bound = best_bound(frontier, gb_upper_bound_pl, kappa=kappa_hat, **pl)[0]
-                summary["bound_kappa_hat"] = bound
-                summary["gap_over_bound"] = final / bound if math.isfinite(bound) else 0.0
-                summary["final_gap_authors_step"] = math.nan
-                if authors_steps and (rule, f) == (_AUTHORS.rule, _AUTHORS.f):
-                    other = dgd.robust_dgd(
-                        problem, rule=rule, f=f, attack=attack, steps=authors_steps,
-                        lr=_AUTHORS.lr,
-                    )  # fmt: skip
-                    summary["final_gap_authors_step"] = float(other.objective[-1]) - l_star
-                rows.extend({**summary, "step": int(t), "gap": float(gaps[t])} for t in plotted)
+    rows = [row for rule in rules for f in (0, *fs) for row in _rule_rows(task, rule, f, plotted)]
     return FigureData(
         rows=rows,
         parameters={
             "task": "mackey_glass_ridge (Mackey–Glass τ = 17 stands in for LIBSVM mg)",
             "honest": problem.workers,
             "ridge": problem.ridge,
-            "theta_star": [float(v) for v in problem.optimum()[0]],
+            "theta_star": [float(v) for v in theta_star],
             "L_star": l_star,
             "mu": mu,
             "L": lipschitz,
@@ -200,10 +255,88 @@ def _trajectories(settings: Settings) -> FigureData:
             "fs": [0, *fs],
             "attacks": list(_ATTACKS),
             "initial_gap": gap0,
-            "B2_threshold": float(frontier[0][0]),
+            "B2_threshold": float(task.frontier[0][0]),
+            "authors_lr": _AUTHORS.lr,
+            "authors_steps": task.authors_steps,
         },
         checks=agreement(rows),
     )
+
+
+def _plot_attacks(axes: Axes, mine: list[dict[str, Any]], p: Mapping[str, Any]) -> list[str]:
+    """Each attack's curve and its PL bound at κ̂ (dotted, its colour); returns the notes on
+    infinite bounds and runs that have not flattened."""
+    notes = []
+    for index, attack in enumerate(p["attacks"]):
+        run = [r for r in mine if r["attack"] == attack]
+        color = f"C{index}"
+        axes.plot([r["step"] for r in run], [r["gap"] for r in run], color=color,
+                  lw=1.5, label=attack)  # fmt: skip
+        first = run[0]
+        if math.isfinite(first["bound_kappa_hat"]):
+            axes.axhline(first["bound_kappa_hat"], color=color, ls=":", lw=1.2)
+        else:
+            notes.append(f"{attack}: κ̂ = {first['kappa_hat']:.2f}, bound ∞")
+        if first["tail_drift"] > 1e-2:
+            notes.append(f"{attack}: not flat (final gap {first['final_gap']:.3g})")
+    return notes
+
+
+_FLOORS: tuple[tuple[str, dict[str, Any], str], ...] = (
+    ("bound_a_priori", {"color": "k", "ls": "-", "lw": 0.8}, "a priori κ = f/(n−2f)"),
+    ("lower_bound", {"color": "k", "ls": "--", "lw": 0.8}, "lower bound (class)"),
+)
+"""The per-panel horizontal lines of :func:`_plot_floors`: column, style, label."""
+
+
+def _plot_floors(axes: Axes, first: Mapping[str, Any]) -> list[str]:
+    """The a-priori bound and the class-wide lower bound; returns the notes on infinite ones
+    and on the table κ's bound."""
+    notes = []
+    for column, style, label in _FLOORS:
+        if math.isfinite(first[column]):
+            axes.axhline(first[column], label=label, **style)
+        else:
+            notes.append(f"{label}: ∞")
+    notes.append(f"table κ = {first['kappa_table']:.3g}: bound {first['bound_table']:.3g}")
+    return notes
+
+
+def _plot_authors_ends(axes: Axes, mine: list[dict[str, Any]], p: Mapping[str, Any]) -> bool:
+    """A star at the end of each repeated authors' run; whether any was drawn."""
+    star = False
+    for index, attack in enumerate(p["attacks"]):
+        summary = next(r for r in mine if r["attack"] == attack)
+        if math.isfinite(summary["final_gap_authors_step"]):
+            axes.plot(
+                1.3 * p["steps"],
+                summary["final_gap_authors_step"],
+                marker="*",
+                ms=9,
+                color=f"C{index}",
+                mec="k",
+                mew=0.5,
+                ls="none",
+            )
+            star = True
+    return star
+
+
+def _plot_panel(
+    axes: Axes, rows: list[dict[str, Any]], p: Mapping[str, Any], rule: str, f: int
+) -> bool:
+    """The panel of one rule and f > 0 (the f = 0 run in black); whether it drew a star."""
+    clean = [r for r in rows if r["rule"] == rule and r["f"] == 0]
+    axes.plot([r["step"] for r in clean], [r["gap"] for r in clean], color="k",
+              lw=1.5, label="f = 0 (plain D-GD)")  # fmt: skip
+    mine = [r for r in rows if r["rule"] == rule and r["f"] == f]
+    notes = _plot_attacks(axes, mine, p) + _plot_floors(axes, mine[0])
+    notes.append("curves leaving the axis reach L* (gap < 10⁻¹⁰)")
+    axes.text(0.98, 0.03, "\n".join(notes), transform=axes.transAxes, ha="right",
+              va="bottom", fontsize=6.5)  # fmt: skip
+    star = _plot_authors_ends(axes, mine, p)
+    axes.set_title(f"{rule}, f = {f} (n = {mine[0]['n']})", fontsize=9)
+    return star
 
 
 def _plot_trajectories(data: FigureData, canvas: MatplotlibFigure) -> None:
@@ -217,57 +350,12 @@ def _plot_trajectories(data: FigureData, canvas: MatplotlibFigure) -> None:
     for i, f in enumerate(fs):
         for j, rule in enumerate(p["rules"]):
             axes = grid[i][j]
-            clean = [r for r in rows if r["rule"] == rule and r["f"] == 0]
-            axes.plot([r["step"] for r in clean], [r["gap"] for r in clean], color="k",
-                      lw=1.5, label="f = 0 (plain D-GD)")  # fmt: skip
-            mine = [r for r in rows if r["rule"] == rule and r["f"] == f]
-            notes = []
-            for index, attack in enumerate(p["attacks"]):
-                run = [r for r in mine if r["attack"] == attack]
-                color = f"C{index}"
-                axes.plot([r["step"] for r in run], [r["gap"] for r in run], color=color,
-                          lw=1.5, label=attack)  # fmt: skip
-                first = run[0]
-                if math.isfinite(first["bound_kappa_hat"]):
-                    axes.axhline(first["bound_kappa_hat"], color=color, ls=":", lw=1.2)
-                else:
-                    notes.append(f"{attack}: κ̂ = {first['kappa_hat']:.2f}, bound ∞")
-                if first["tail_drift"] > 1e-2:
-                    notes.append(f"{attack}: not flat (final gap {first['final_gap']:.3g})")
-            first = mine[0]
-            for column, style, label in (
-                ("bound_a_priori", {"color": "k", "ls": "-", "lw": 0.8}, "a priori κ = f/(n−2f)"),
-                ("lower_bound", {"color": "k", "ls": "--", "lw": 0.8}, "lower bound (class)"),
-            ):
-                if math.isfinite(first[column]):
-                    axes.axhline(first[column], label=label, **style)
-                else:
-                    notes.append(f"{label}: ∞")
-            notes.append(f"table κ = {first['kappa_table']:.3g}: bound "
-                         f"{first['bound_table']:.3g}")  # fmt: skip
-            notes.append("curves leaving the axis reach L* (gap < 10⁻¹⁰)")
-            axes.text(0.98, 0.03, "\n".join(notes), transform=axes.transAxes, ha="right",
-                      va="bottom", fontsize=6.5)  # fmt: skip
-            for index, attack in enumerate(p["attacks"]):
-                summary = next(r for r in mine if r["attack"] == attack)
-                if math.isfinite(summary["final_gap_authors_step"]):
-                    axes.plot(
-                        1.3 * p["steps"],
-                        summary["final_gap_authors_step"],
-                        marker="*",
-                        ms=9,
-                        color=f"C{index}",
-                        mec="k",
-                        mew=0.5,
-                        ls="none",
-                    )
-                    star = True
+            star = _plot_panel(axes, rows, p, rule, f) or star
             axes.set_yscale("log")
             axes.set_xscale("symlog", linthresh=10)
             axes.set_xlim(0, p["steps"] * 1.7)
             axes.set_ylim(bottom, top)
             axes.grid(True, which="major", alpha=0.3)
-            axes.set_title(f"{rule}, f = {f} (n = {first['n']})", fontsize=9)
             if i == len(fs) - 1:
                 axes.set_xlabel(f"step t (γ = {p['lr_times_L']:g}/L)")
             if j == 0:
@@ -277,7 +365,7 @@ def _plot_trajectories(data: FigureData, canvas: MatplotlibFigure) -> None:
     labels.append("PL bound at the run's κ̂ (its colour)")
     if star:
         handles.append(Line2D([], [], marker="*", ms=9, color="0.5", mec="k", ls="none"))
-        labels.append(f"end of the authors' γ = {_AUTHORS.lr:g}, T = {_AUTHORS.steps}")
+        labels.append(f"end of the authors' γ = {p['authors_lr']:g}, T = {p['authors_steps']}")
     canvas.legend(handles, labels, loc="outside right center", fontsize=7)
     canvas.suptitle(
         f"Robust D-GD on ridge (Fig. 1 protocol): {p['honest']} honest workers × 1 Mackey–Glass "
