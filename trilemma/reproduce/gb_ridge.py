@@ -43,6 +43,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure as MatplotlibFigure
@@ -80,6 +81,64 @@ def agreement(rows: Sequence[Mapping[str, Any]]) -> dict[str, bool]:
     }
 
 
+def _shared_columns(
+    frontier: tuple[np.ndarray, np.ndarray],
+    *,
+    n: int,
+    f: int,
+    mu: float,
+    pl: dict[str, float],
+    nonconvex: dict[str, float],
+) -> dict[str, Any]:
+    """The columns shared by the runs of one f: the a-priori and table-κ bounds and the
+    lower bound, each the smallest over the exact (G, B) frontier."""
+    a_priori = float(kappa_lower_bound(n=n, f=f))
+    table = float(kappa(_RULE, n=n, f=f))
+    lower, lower_b2, lower_g2 = best_bound(frontier, gb_lower_bound, n=n, f=f, mu=mu)
+    return {
+        "f": f,
+        "n": n,
+        "fraction": f / n,
+        "kappa_a_priori": a_priori,
+        "bound_a_priori": best_bound(frontier, gb_upper_bound_pl, kappa=a_priori, **pl)[0],
+        "gradient_bound_a_priori": best_bound(
+            frontier, gb_upper_bound_nonconvex, kappa=a_priori, **nonconvex
+        )[0],
+        "kappa_table": table,
+        "bound_table": best_bound(frontier, gb_upper_bound_pl, kappa=table, **pl)[0],
+        "lower_bound": lower,
+        "lower_B2": lower_b2,
+        "lower_G2": lower_g2,
+    }
+
+
+def _run_columns(
+    run: dgd.Trajectory,
+    frontier: tuple[np.ndarray, np.ndarray],
+    *,
+    l_star: float,
+    pl: dict[str, float],
+    nonconvex: dict[str, float],
+) -> dict[str, Any]:
+    """One run's final gap and mean ‖∇L_H‖², each with its bound at the κ̂ the run paid."""
+    kappa_hat = float(run.kappa_hat.max())
+    gap = float(run.objective[-1]) - l_star
+    gradient = float(run.gradient_norm2[:-1].mean())
+    bound, b2, g2 = best_bound(frontier, gb_upper_bound_pl, kappa=kappa_hat, **pl)
+    gradient_bound = best_bound(frontier, gb_upper_bound_nonconvex, kappa=kappa_hat, **nonconvex)[0]
+    return {
+        "final_gap": gap,
+        "kappa_hat": kappa_hat,
+        "bound_kappa_hat": bound,
+        "gap_over_bound": gap / bound,
+        "B2": b2,
+        "G2": g2,
+        "mean_gradient_norm2": gradient,
+        "gradient_bound_kappa_hat": gradient_bound,
+        "gradient_over_bound": gradient / gradient_bound,
+    }
+
+
 def _ridge(settings: Settings) -> FigureData:
     problem = dgd.diabetes_ridge()
     _, l_star, mu, lipschitz = problem.optimum()
@@ -93,50 +152,13 @@ def _ridge(settings: Settings) -> FigureData:
     rows: list[dict[str, Any]] = []
     for f in fs:
         n = problem.workers + f
-        a_priori = float(kappa_lower_bound(n=n, f=f))
-        table = float(kappa(_RULE, n=n, f=f))
-        lower, lower_b2, lower_g2 = best_bound(frontier, gb_lower_bound, n=n, f=f, mu=mu)
-        shared = {
-            "f": f,
-            "n": n,
-            "fraction": f / n,
-            "kappa_a_priori": a_priori,
-            "bound_a_priori": best_bound(frontier, gb_upper_bound_pl, kappa=a_priori, **pl)[0],
-            "gradient_bound_a_priori": best_bound(
-                frontier, gb_upper_bound_nonconvex, kappa=a_priori, **nonconvex
-            )[0],
-            "kappa_table": table,
-            "bound_table": best_bound(frontier, gb_upper_bound_pl, kappa=table, **pl)[0],
-            "lower_bound": lower,
-            "lower_B2": lower_b2,
-            "lower_G2": lower_g2,
-        }
+        shared = _shared_columns(frontier, n=n, f=f, mu=mu, pl=pl, nonconvex=nonconvex)
         for attack in _ATTACKS:
             run = dgd.robust_dgd(
                 problem, rule=_RULE, f=f, attack=attack, steps=steps, lr=1.0 / lipschitz
             )
-            kappa_hat = float(run.kappa_hat.max())
-            gap = float(run.objective[-1]) - l_star
-            gradient = float(run.gradient_norm2[:-1].mean())
-            bound, b2, g2 = best_bound(frontier, gb_upper_bound_pl, kappa=kappa_hat, **pl)
-            gradient_bound = best_bound(
-                frontier, gb_upper_bound_nonconvex, kappa=kappa_hat, **nonconvex
-            )[0]
-            rows.append(
-                {
-                    **shared,
-                    "attack": attack,
-                    "final_gap": gap,
-                    "kappa_hat": kappa_hat,
-                    "bound_kappa_hat": bound,
-                    "gap_over_bound": gap / bound,
-                    "B2": b2,
-                    "G2": g2,
-                    "mean_gradient_norm2": gradient,
-                    "gradient_bound_kappa_hat": gradient_bound,
-                    "gradient_over_bound": gradient / gradient_bound,
-                }
-            )
+            columns = _run_columns(run, frontier, l_star=l_star, pl=pl, nonconvex=nonconvex)
+            rows.append({**shared, "attack": attack, **columns})
     return FigureData(
         rows=rows,
         parameters={
