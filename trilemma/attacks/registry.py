@@ -87,7 +87,7 @@ def register(name: str, *, needs_rule: bool = False) -> Callable[[F], F]:
     return decorate
 
 
-for _name, _class in (
+_BUILT_IN: tuple[tuple[str, Factory], ...] = (
     ("alie", ALIE),
     ("foe", FOE),
     ("gaussian", GaussianAttack),
@@ -98,14 +98,16 @@ for _name, _class in (
     ("nan", NaNAttack),
     ("shift", ShiftAttack),
     ("sign_flipping", SignFlipping),
-):
-    register(_name)(_class)
-for _name, _class in (
+)
+_LINE_SEARCH: tuple[tuple[str, Factory], ...] = (
     ("optimal_alie", OptimalALIE),
     ("optimal_foe", OptimalFOE),
     ("optimal_shift", OptimalShift),
-):
-    register(_name, needs_rule=True)(_class)
+)
+for _name, _factory in _BUILT_IN:
+    register(_name)(_factory)
+for _name, _factory in _LINE_SEARCH:
+    register(_name, needs_rule=True)(_factory)
 
 
 def available() -> tuple[str, ...]:
@@ -199,12 +201,15 @@ def resolve(
     name = check_choice("attack", attack, options)
     if name == LABEL_FLIPPING:
         return LabelFlipping()
-    extra = {} if candidates is None else {"candidates": candidates}
     if name == STRONGEST:
         return Strongest(
             rule=rule,
-            attacks=(OptimalALIE(rule=rule, **extra), OptimalShift(rule=rule, **extra)),
+            attacks=(
+                OptimalALIE(rule=rule, candidates=candidates),
+                OptimalShift(rule=rule, candidates=candidates),
+            ),
         )
     if name in _NEEDS_RULE:
+        extra = {} if candidates is None else {"candidates": candidates}
         return get(name, rule=rule, **extra)
     return get(name)

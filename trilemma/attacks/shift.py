@@ -53,7 +53,7 @@ def top_principal_direction(honest: Any, *, method: DirectionMethod = "auto") ->
     tensor([0., 1.], dtype=torch.float64)
     """
     x = as_honest(honest)
-    method = check_choice("method", method, _METHODS)
+    check_choice("method", method, _METHODS)
     h, d = x.shape[-2], x.shape[-1]
     if method == "auto":
         method = "eigh" if d <= h else "svd"
