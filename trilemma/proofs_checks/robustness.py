@@ -31,7 +31,15 @@ import torch
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
-from trilemma.aggregators import available, empirical_kappa, empirical_spectral_kappa, get
+from trilemma._validation import check_workers
+from trilemma.aggregators import (
+    Aggregator,
+    PreAggregator,
+    available,
+    empirical_kappa,
+    empirical_spectral_kappa,
+    get,
+)
 from trilemma.bounds import kappa, kappa_lower_bound, smea_spectral_kappa
 from trilemma.proofs_checks.refine import Refinement
 from trilemma.proofs_checks.report import CheckReport, maximise, report
@@ -62,13 +70,13 @@ Claim = Callable[[int, int], float]
 """A claimed constant as a function of (n, f)."""
 
 
-def _gm(f: int):
+def _gm(f: int) -> Aggregator | PreAggregator:
     # The table is about the exact geometric median: smoothed Weiszfeld stops about ν·f/(n − f)
     # away from it on a data point, so ν = 1e-16 puts that below rounding.
     return get("gm", f=f, nu=1e-16, tol=1e-13, max_iter=20_000)
 
 
-def _gm_moving(f: int):
+def _gm_moving(f: int) -> Aggregator | PreAggregator:
     # Inside the continuous stage: Weiszfeld stopped at 1e-9 relative or 200 iterations. Near a
     # data point it converges linearly and slowly (the exact solve took 0.7 s per 90 inputs the
     # search visits); the guide is then off by the last steps, the re-evaluation is exact.
@@ -76,7 +84,8 @@ def _gm_moving(f: int):
 
 
 def _check_instance(n: int, f: int, low_f: int, extent: float, eta: float) -> None:
-    if not (isinstance(n, int) and isinstance(f, int)) or f < low_f or 2 * f >= n:
+    n, f = check_workers(n=n, f=f)
+    if f < low_f:
         raise ValueError(f"n={n!r}, f={f!r} must be integers with {low_f} <= f and 2f < n")
     if not 0.0 < extent < 1.0:
         raise ValueError(f"extent={extent!r} must lie in (0, 1)")
@@ -152,7 +161,7 @@ def mda_plane_instance(
 
 @st.composite
 def mda_family_inputs(
-    draw, *, min_n: int = 3, max_n: int = 20, min_f: int = 1, max_f: int = 5
+    draw: st.DrawFn, *, min_n: int = 3, max_n: int = 20, min_f: int = 1, max_f: int = 5
 ) -> RobustnessInput:
     """:func:`mda_line_instance` or :func:`mda_plane_instance` with (n, f), the extent and η on
     the grid, rows shuffled. Each draw is counted down from the worst corner (f = max_f,
@@ -211,6 +220,11 @@ def _honest_first_input(case: RobustnessInput, rows: np.ndarray, d: int) -> Robu
     return RobustnessInput(x, torch.arange(case.n) < case.n - case.f, case.n, case.f)
 
 
+def _box(case: RobustnessInput, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """[−10, 10]^{n·d}, the box of the grid the inputs are drawn from."""
+    return np.full(case.n * d, -10.0), np.full(case.n * d, 10.0)
+
+
 def _refinements(measure: Callable, make: Callable[..., Any], claim: Claim) -> list[Refinement]:
     """The continuous stages of a κ search, one per d of :data:`REFINE_D`: the rows are put
     honest first (the rules are permutation invariant) and all n·d coordinates move in
@@ -233,7 +247,7 @@ def _refinements(measure: Callable, make: Callable[..., Any], claim: Claim) -> l
             vector=partial(_honest_first, d=d),
             build=partial(_honest_first_input, d=d),
             exact=lambda case: case.on_grid(),
-            bounds=lambda case, d=d: (np.full(case.n * d, -10.0), np.full(case.n * d, 10.0)),
+            bounds=partial(_box, d=d),
             key=lambda case: (case.n, case.f),
             batch=batch,
             share=share,
@@ -281,8 +295,7 @@ def _pin(n: int | None, f: int | None) -> dict[str, int]:
         return {}
     if n is None or f is None:
         raise ValueError(f"n={n!r} and f={f!r} must be given together")
-    if not (isinstance(n, int) and isinstance(f, int)) or f < 0 or 2 * f >= n:
-        raise ValueError(f"n={n!r}, f={f!r} must be integers with 0 <= f and 2f < n")
+    n, f = check_workers(n=n, f=f)
     return {"min_n": n, "max_n": n, "min_f": f, "max_f": f}
 
 

@@ -17,12 +17,15 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import networkx as nx
 import numpy as np
 import torch
 from hypothesis import strategies as st
+from hypothesis.strategies import SearchStrategy
 
 __all__ = [
     "GRID",
@@ -46,7 +49,7 @@ _COORDINATE = st.integers(-10 * GRID, 10 * GRID).map(lambda k: k / GRID)
 
 def worker_counts(
     *, min_n: int = 1, max_n: int = 12, min_f: int = 0, max_f: int | None = None, gap: int = 1
-):
+) -> SearchStrategy[tuple[int, int]]:
     """(n, f) with min_f ≤ f ≤ max_f and 2f + gap ≤ n (gap = 1: the usual 2f < n)."""
     if max_f is not None and 2 * max_f + gap > max_n:
         raise ValueError(f"max_f={max_f!r} needs n ≥ 2·max_f + gap = {2 * max_f + gap} > {max_n}")
@@ -60,7 +63,13 @@ def worker_counts(
 
 
 @st.composite
-def grid_points(draw, count: int, d: int, layout: str, anchor=None) -> np.ndarray:
+def grid_points(
+    draw: st.DrawFn,
+    count: int,
+    d: int,
+    layout: str,
+    anchor: tuple[np.ndarray, np.ndarray] | None = None,
+) -> np.ndarray:
     """``count`` points of [−10, 10]^d on the grid: ``"free"``, ``"clustered"`` around a centre
     (spreads 0 to 1) or ``"collinear"`` on the line ``anchor = (start, direction)``."""
     if count == 0:
@@ -74,6 +83,8 @@ def grid_points(draw, count: int, d: int, layout: str, anchor=None) -> np.ndarra
         steps = st.lists(st.integers(-4, 4), min_size=d, max_size=d)
         offsets = np.array(draw(st.lists(steps, min_size=count, max_size=count)))
         return np.clip(centre + spread * offsets, -10.0, 10.0)
+    if anchor is None:
+        raise ValueError(f"layout={layout!r} needs anchor=(start, direction)")
     start, direction = anchor
     t = np.array(draw(st.lists(st.integers(-40, 40), min_size=count, max_size=count))) / 8
     return start + t[:, None] * direction
@@ -112,7 +123,7 @@ class RobustnessInput:
 
 @st.composite
 def robustness_inputs(
-    draw,
+    draw: st.DrawFn,
     *,
     min_n: int = 3,
     max_n: int = 9,
@@ -120,7 +131,7 @@ def robustness_inputs(
     max_f: int | None = None,
     gap: int = 1,
     max_d: int = 3,
-):
+) -> RobustnessInput:
     """Adversarial inputs of the (f, κ) definition: honest rows free, clustered or collinear;
     Byzantine rows free, clustered, copies of honest rows, one repeated point, or on the honest
     line; rows shuffled. f may be 0; min_n = max_n, min_f = max_f pins (n, f)."""
@@ -156,7 +167,13 @@ def robustness_inputs(
 
 
 def two_point_instance(
-    n: int, f: int, *, shift=None, direction=None, scale: float = 1.0, order=None
+    n: int,
+    f: int,
+    *,
+    shift: Sequence[float] | None = None,
+    direction: Sequence[float] | None = None,
+    scale: float = 1.0,
+    order: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The instance of the lower bound κ ≥ f/(n − 2f): n − f copies of ``shift`` and f of
     ``shift + scale·direction``. Returns x and the honest masks S₁ (the n − f first rows) and
@@ -174,7 +191,7 @@ def two_point_instance(
 
 
 @st.composite
-def worker_vectors(draw, n: int, d: int, *, garbage: int = 0) -> torch.Tensor:
+def worker_vectors(draw: st.DrawFn, n: int, d: int, *, garbage: int = 0) -> torch.Tensor:
     """(n, d) float64 grid vectors whose first ``garbage`` rows are NaN, ±inf or 1e38 rows (or
     mixes of them): the Byzantine data that must never make an aggregate non-finite."""
     x = torch.from_numpy(draw(grid_points(n, d, draw(st.sampled_from(["free", "clustered"])))))
@@ -185,7 +202,7 @@ def worker_vectors(draw, n: int, d: int, *, garbage: int = 0) -> torch.Tensor:
 
 
 @st.composite
-def connected_graphs(draw, *, min_nodes: int = 2, max_nodes: int = 12) -> nx.Graph:
+def connected_graphs(draw: st.DrawFn, *, min_nodes: int = 2, max_nodes: int = 12) -> nx.Graph:
     """Connected graphs: rings, paths, stars, complete graphs, 2-D tori and random trees plus
     random extra edges."""
     n = draw(st.integers(min_nodes, max_nodes), label="nodes")
@@ -211,7 +228,9 @@ def connected_graphs(draw, *, min_nodes: int = 2, max_nodes: int = 12) -> nx.Gra
 
 
 @st.composite
-def graphs_with_colluders(draw, *, min_nodes: int = 3, max_nodes: int = 12):
+def graphs_with_colluders(
+    draw: st.DrawFn, *, min_nodes: int = 3, max_nodes: int = 12
+) -> tuple[nx.Graph, list[Any]]:
     """(graph, colluders): a connected graph and a set of curious nodes leaving ≥ 1 honest."""
     graph = draw(connected_graphs(min_nodes=min_nodes, max_nodes=max_nodes))
     nodes = sorted(graph.nodes)
@@ -219,7 +238,7 @@ def graphs_with_colluders(draw, *, min_nodes: int = 3, max_nodes: int = 12):
     return graph, sorted(colluders)
 
 
-def gaussian_parameters():
+def gaussian_parameters() -> SearchStrategy[tuple[float, float, int]]:
     """(noise multiplier σ ∈ [0.3, 30], δ ∈ [1e-10, 1e-2], compositions ∈ [1, 64])."""
     return st.tuples(
         st.floats(0.3, 30.0),
@@ -228,7 +247,7 @@ def gaussian_parameters():
     )
 
 
-def dpsgd_parameters():
+def dpsgd_parameters() -> SearchStrategy[tuple[float, float, int, float]]:
     """(σ ∈ [0.5, 10], sampling rate q ∈ [1e-3, 0.1], steps ∈ [1, 2000], δ ∈ [1e-8, 1e-3])."""
     return st.tuples(
         st.floats(0.5, 10.0),
@@ -257,7 +276,9 @@ class QuadraticProblem:
 
 
 @st.composite
-def quadratic_problems(draw, *, max_workers: int = 8, max_d: int = 4) -> QuadraticProblem:
+def quadratic_problems(
+    draw: st.DrawFn, *, max_workers: int = 8, max_d: int = 4
+) -> QuadraticProblem:
     """Heterogeneous quadratic problems with known (G, B) = (G₀, 0)."""
     h = draw(st.integers(2, max_workers))
     d = draw(st.integers(1, max_d))
