@@ -187,6 +187,7 @@ class DistributedMeanEstimation:
             eps = check_real("epsilon", self.epsilon, low=0, low_open=True)
             dlt = check_real("delta", self.delta, low=0, high=1, low_open=True, high_open=True)
             multiplier = calibrate_gaussian(target_epsilon=eps, delta=dlt, method="analytic")
+        rule: Callable[[torch.Tensor], torch.Tensor]
         if isinstance(self.rule, str):
             rule = aggregators.get(self.rule, f=f)
         elif callable(self.rule):
