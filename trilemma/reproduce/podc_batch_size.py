@@ -26,10 +26,12 @@ n > 2f + 2, so MDA and Median only).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure as MatplotlibFigure
 
 from trilemma.bounds import gaussian_noise_std, vn_ratio_constant, vn_required_batch_size
@@ -125,56 +127,53 @@ def checks(rows: list[dict[str, Any]]) -> dict[str, bool]:
     }
 
 
-def _compute(settings: Settings) -> FigureData:
-    draws = settings.pick(tiny=400, quick=2000, full=4000)
-    batches = np.unique(
-        np.logspace(0, 6, settings.pick(tiny=13, quick=25, full=49)).round().astype(int)
-    )
-    rng = np.random.default_rng(settings.seed)
-    d, points = _points()
-    v = {t: float(np.square(c - c.mean(axis=0)).sum(axis=1).mean()) for t, c, _ in points}
+def _point_rows(
+    point: tuple[int, np.ndarray, float],
+    ratios: dict[float, np.ndarray],
+    *,
+    d: int,
+    variance: float,
+    batches: np.ndarray,
+) -> list[dict[str, Any]]:
+    """The rows of one θ_t: its measured VN ratio per ε and batch size, then per rule and ε
+    the measured crossing batch size against the closed form with the measured variance."""
+    t, clipped, norm = point
+    at = {"gd_steps": t, "gradient_norm": norm, "gradient_variance": variance}
+    rows: list[dict[str, Any]] = [
+        {
+            "kind": "measured",
+            **at,
+            "epsilon": float(eps),
+            "batch_size": int(b),
+            "vn_ratio": float(r),
+        }
+        for eps, values in ratios.items()
+        for b, r in zip(batches, values, strict=True)
+    ]
+    for rule, eps in itertools.product(_RULES, _EPSILONS):
+        k = float(vn_ratio_constant(rule, n=_SETTING["n"], f=_SETTING["f"]))
+        closed = vn_required_batch_size(
+            rule=rule, d=d, epsilon=eps, gradient_norm=norm, gradient_variance=variance, **_SETTING
+        )
+        rows.append(
+            {
+                "kind": "crossing",
+                **at,
+                "rule": rule,
+                "k_F": k,
+                "epsilon": eps,
+                "batch_measured": _crossing(batches, ratios[eps], k),
+                "batch_closed_form": float(closed),
+                "examples": clipped.shape[0],
+            }
+        )
+    return rows
+
+
+def _closed_form_rows(dims: np.ndarray) -> list[dict[str, Any]]:
+    """The closed-form batch size against the dimension at ‖∇Q‖ = C (DP noise only) per rule
+    and ε, each followed by its log-log slope."""
     rows: list[dict[str, Any]] = []
-    measured = _vn_ratios(points, batches, draws, rng)
-    for t, clipped, norm in points:
-        ratios = measured[t]
-        for eps, values in ratios.items():
-            rows.extend(
-                {
-                    "kind": "measured",
-                    "gd_steps": t,
-                    "gradient_norm": norm,
-                    "gradient_variance": v[t],
-                    "epsilon": float(eps),
-                    "batch_size": int(b),
-                    "vn_ratio": float(r),
-                }
-                for b, r in zip(batches, values, strict=True)
-            )
-        for rule, eps in itertools.product(_RULES, _EPSILONS):
-            k = float(vn_ratio_constant(rule, n=_SETTING["n"], f=_SETTING["f"]))
-            closed = vn_required_batch_size(
-                rule=rule,
-                d=d,
-                epsilon=eps,
-                gradient_norm=norm,
-                gradient_variance=v[t],
-                **_SETTING,
-            )
-            rows.append(
-                {
-                    "kind": "crossing",
-                    "gd_steps": t,
-                    "gradient_norm": norm,
-                    "gradient_variance": v[t],
-                    "rule": rule,
-                    "k_F": k,
-                    "epsilon": eps,
-                    "batch_measured": _crossing(batches, ratios[eps], k),
-                    "batch_closed_form": float(closed),
-                    "examples": clipped.shape[0],
-                }
-            )
-    dims = np.unique(np.logspace(0, 6, settings.pick(tiny=7, quick=25, full=61)).round())
     for rule, eps in itertools.product(_RULES, _EPSILONS):
         sizes = vn_required_batch_size(
             rule=rule, d=dims.astype(int), epsilon=eps, gradient_norm=_SETTING["clip"], **_SETTING
@@ -193,6 +192,27 @@ def _compute(settings: Settings) -> FigureData:
         rows.append(
             {"kind": "closed_form_slope", "rule": rule, "epsilon": eps, "log_log_slope": slope}
         )
+    return rows
+
+
+def _compute(settings: Settings) -> FigureData:
+    draws = settings.pick(tiny=400, quick=2000, full=4000)
+    batches = np.unique(
+        np.logspace(0, 6, settings.pick(tiny=13, quick=25, full=49)).round().astype(int)
+    )
+    rng = np.random.default_rng(settings.seed)
+    d, points = _points()
+    v = {t: float(np.square(c - c.mean(axis=0)).sum(axis=1).mean()) for t, c, _ in points}
+    measured = _vn_ratios(points, batches, draws, rng)
+    rows = [
+        row
+        for point in points
+        for row in _point_rows(
+            point, measured[point[0]], d=d, variance=v[point[0]], batches=batches
+        )
+    ]
+    dims = np.unique(np.logspace(0, 6, settings.pick(tiny=7, quick=25, full=61)).round())
+    rows += _closed_form_rows(dims)
     return FigureData(
         rows=rows,
         parameters={
@@ -209,16 +229,20 @@ def _compute(settings: Settings) -> FigureData:
     )
 
 
-def _plot(data: FigureData, canvas: MatplotlibFigure) -> None:
+def _styles(p: Mapping[str, Any]) -> dict[float, str]:
+    """The line style of each ε (no DP noise: ε = inf, dotted)."""
+    return {**dict(zip(p["epsilons"], ("-", "--"), strict=True)), float("inf"): ":"}
+
+
+def _plot_ratios(axes: Axes, data: FigureData) -> None:
+    """The measured VN ratios against the batch size, with each rule's k_F."""
     rows, p = data.rows, data.parameters
-    ratio_axes, parity_axes, dim_axes = canvas.subplots(1, 3)
-    styles = {0.1: "-", 0.5: "--", float("inf"): ":"}
     measured = [r for r in rows if r["kind"] == "measured"]
     for index, t in enumerate(p["gd_steps"]):
-        for eps, style in styles.items():
+        for eps, style in _styles(p).items():
             mine = [r for r in measured if r["gd_steps"] == t and r["epsilon"] == eps]
             label = "no DP noise" if np.isinf(eps) else f"ε = {eps:g}"
-            ratio_axes.plot(
+            axes.plot(
                 [r["batch_size"] for r in mine],
                 [r["vn_ratio"] for r in mine],
                 ls=style,
@@ -228,21 +252,26 @@ def _plot(data: FigureData, canvas: MatplotlibFigure) -> None:
     crossings = [r for r in rows if r["kind"] == "crossing"]
     for rule, color in zip(p["rules"], ("0.2", "0.55"), strict=True):
         k = next(r["k_F"] for r in crossings if r["rule"] == rule)
-        ratio_axes.axhline(k, color=color, lw=1, label=f"k_{_LABELS[rule]} = {k:.3f}")
-    ratio_axes.set_xscale("log")
-    ratio_axes.set_yscale("log")
-    ratio_axes.set_xlabel("batch size b")
-    ratio_axes.set_ylabel("measured √E‖G − EG‖² / ‖∇Q(θ)‖")
-    ratio_axes.set_title(
+        axes.axhline(k, color=color, lw=1, label=f"k_{_LABELS[rule]} = {k:.3f}")
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("batch size b")
+    axes.set_ylabel("measured √E‖G − EG‖² / ‖∇Q(θ)‖")
+    axes.set_title(
         f"{p['dataset']}, logistic regression, d = {p['d']}, δ = {p['delta']:g}", fontsize=8
     )
-    ratio_axes.legend(fontsize=5)
+    axes.legend(fontsize=5)
 
+
+def _plot_parity(axes: Axes, data: FigureData) -> None:
+    """The measured crossing batch size against the closed form."""
+    p = data.parameters
+    crossings = [r for r in data.rows if r["kind"] == "crossing"]
     markers = {"mda": "o", "median": "s"}
     for index, t in enumerate(p["gd_steps"]):
         for rule in p["rules"]:
             mine = [r for r in crossings if r["gd_steps"] == t and r["rule"] == rule]
-            parity_axes.scatter(
+            axes.scatter(
                 [r["batch_closed_form"] for r in mine],
                 [r["batch_measured"] for r in mine],
                 marker=markers[rule],
@@ -251,19 +280,25 @@ def _plot(data: FigureData, canvas: MatplotlibFigure) -> None:
             )
     span = [r["batch_closed_form"] for r in crossings]
     line = np.array([min(span) / 2, max(span) * 2])
-    parity_axes.plot(line, line, color="k", lw=0.8, label="measured = closed form")
-    parity_axes.set_xscale("log")
-    parity_axes.set_yscale("log")
-    parity_axes.set_xlabel("closed-form b (bounds.vn_required_batch_size)")
-    parity_axes.set_ylabel("measured crossing b")
-    parity_axes.set_title(f"n = {p['n']}, f = {p['f']}, ε ∈ {{0.1, 0.5}}", fontsize=8)
-    parity_axes.legend(fontsize=5.5)
+    axes.plot(line, line, color="k", lw=0.8, label="measured = closed form")
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("closed-form b (bounds.vn_required_batch_size)")
+    axes.set_ylabel("measured crossing b")
+    epsilons = ", ".join(f"{eps:g}" for eps in p["epsilons"])
+    axes.set_title(f"n = {p['n']}, f = {p['f']}, ε ∈ {{{epsilons}}}", fontsize=8)
+    axes.legend(fontsize=5.5)
 
-    closed = [r for r in rows if r["kind"] == "closed_form"]
+
+def _plot_dimension(axes: Axes, data: FigureData) -> None:
+    """The closed-form batch size against the model dimension."""
+    p = data.parameters
+    closed = [r for r in data.rows if r["kind"] == "closed_form"]
+    styles = _styles(p)
     for index, rule in enumerate(p["rules"]):
         for eps in p["epsilons"]:
             mine = [r for r in closed if r["rule"] == rule and r["epsilon"] == eps]
-            dim_axes.plot(
+            axes.plot(
                 [r["d"] for r in mine],
                 [r["batch_size"] for r in mine],
                 ls=styles[eps],
@@ -271,14 +306,21 @@ def _plot(data: FigureData, canvas: MatplotlibFigure) -> None:
                 color=f"C{index + 3}",
                 label=f"{_LABELS[rule]}, ε = {eps:g}",
             )
-    dim_axes.axvline(69, color="0.5", lw=0.8, ls=":", label="d = 69 (phishing, PODC'21)")
-    dim_axes.axvline(p["d"], color="0.2", lw=0.8, ls="-.", label=f"d = {p['d']} ({p['dataset']})")
-    dim_axes.set_xscale("log")
-    dim_axes.set_yscale("log")
-    dim_axes.set_xlabel("model dimension d")
-    dim_axes.set_ylabel("closed-form b, DP noise only")
-    dim_axes.set_title(f"‖∇Q‖ = C = {p['clip']:g}: b = 2C√(2d ln(1.25/δ))/(ε k_F ‖∇Q‖)", fontsize=7)
-    dim_axes.legend(fontsize=5.5)
+    axes.axvline(69, color="0.5", lw=0.8, ls=":", label="d = 69 (phishing, PODC'21)")
+    axes.axvline(p["d"], color="0.2", lw=0.8, ls="-.", label=f"d = {p['d']} ({p['dataset']})")
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("model dimension d")
+    axes.set_ylabel("closed-form b, DP noise only")
+    axes.set_title(f"‖∇Q‖ = C = {p['clip']:g}: b = 2C√(2d ln(1.25/δ))/(ε k_F ‖∇Q‖)", fontsize=7)
+    axes.legend(fontsize=5.5)
+
+
+def _plot(data: FigureData, canvas: MatplotlibFigure) -> None:
+    ratio_axes, parity_axes, dim_axes = canvas.subplots(1, 3)
+    _plot_ratios(ratio_axes, data)
+    _plot_parity(parity_axes, data)
+    _plot_dimension(dim_axes, data)
     for axes in (ratio_axes, parity_axes, dim_axes):
         axes.grid(True, which="both", alpha=0.3)
 
