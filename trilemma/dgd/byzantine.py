@@ -22,7 +22,14 @@ from trilemma import attacks
 from trilemma.dgd.problems import Problem
 from trilemma.dgd.state import RunState
 
-__all__ = ["Byzantine", "PoisonedWorkers", "VectorAttack", "average", "byzantine_workers"]
+__all__ = [
+    "Byzantine",
+    "PoisonedWorkers",
+    "VectorAttack",
+    "attack_names",
+    "average",
+    "byzantine_workers",
+]
 
 
 def average(buffer: torch.Tensor | None, messages: torch.Tensor, beta: float) -> torch.Tensor:
@@ -68,6 +75,12 @@ Byzantine: TypeAlias = VectorAttack | PoisonedWorkers
 """What the Byzantine workers of a run do."""
 
 
+def attack_names() -> tuple[str, ...]:
+    """The attack names a run takes, sorted: :func:`trilemma.attacks.available` (read now, so
+    attacks registered since are included) and ``"label_flipping"``."""
+    return tuple(sorted((*attacks.available(), attacks.LABEL_FLIPPING)))
+
+
 def byzantine_workers(
     problem: Problem, attack: str | attacks.Attack | None, *, rule: attacks.Rule, f: int
 ) -> Byzantine | None:
@@ -83,8 +96,7 @@ def byzantine_workers(
     """
     if f > 0 and attack is None:
         raise ValueError("f > 0 needs an attack: say what the Byzantine workers send")
-    names = sorted((*attacks.available(), attacks.LABEL_FLIPPING))
-    resolved = attacks.resolve(attack, rule=rule, choices=names)
+    resolved = attacks.resolve(attack, rule=rule, choices=attack_names())
     if isinstance(resolved, attacks.LabelFlipping):
         poisoned = _label_flipped(problem, resolved, f)
         return None if f == 0 else PoisonedWorkers(poisoned)

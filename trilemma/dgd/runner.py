@@ -26,16 +26,17 @@ import torch
 
 from trilemma import aggregators, attacks
 from trilemma._validation import check_int, check_real, check_workers
-from trilemma.dgd.byzantine import average, byzantine_workers
+from trilemma.dgd.byzantine import attack_names, average, byzantine_workers
 from trilemma.dgd.problems import Problem
 from trilemma.dgd.state import RunState, Shard, StepRecord, Trajectory
 
 __all__ = ["ATTACKS", "RobustDGD", "RunState", "Shard", "StepRecord", "Trajectory", "robust_dgd"]
 
 Rule = Callable[[torch.Tensor], torch.Tensor]
-ATTACKS: tuple[str, ...] = tuple(sorted((*attacks.available(), attacks.LABEL_FLIPPING)))
-"""Attack names the runner takes: :func:`trilemma.attacks.available` and ``"label_flipping"``
-(the optimal line-search attacks are built against the run's rule)."""
+ATTACKS: tuple[str, ...] = attack_names()
+"""Attack names the runner takes at import: :func:`trilemma.attacks.available` and
+``"label_flipping"`` (the optimal line-search attacks are built against the run's rule);
+:func:`trilemma.dgd.byzantine.attack_names` reads the registry again."""
 
 
 class RobustDGD:
