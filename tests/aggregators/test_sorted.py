@@ -73,3 +73,22 @@ def test_cuda_matches_cpu():
         on_gpu = rule(x.cuda())
         assert on_gpu.device.type == "cuda"
         torch.testing.assert_close(on_gpu.cpu(), rule(x), rtol=1e-7, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "mode", [{"mode": "window", "k": 3}, {"mode": "trimmed", "lo": 1, "hi": 4}]
+)
+def test_selected_rows_are_reduced_in_place_as_a_gathered_copy(mode):
+    x = torch.randn(2, 3, 9, 700, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    x[0, 1, 4, 5] = -torch.inf  # an invalid row counts as +inf whatever its values
+    rows = torch.randperm(9, generator=torch.Generator().manual_seed(5))[:5].expand(2, 3, 5)
+    invalid = torch.zeros(rows.shape, dtype=torch.bool)
+    invalid[0, 1, (rows[0, 1] == 4).nonzero()] = True
+    gathered = torch.gather(x, -2, rows.unsqueeze(-1).expand(*rows.shape, 700))
+    gathered = gathered.masked_fill(invalid.unsqueeze(-1), torch.nan)
+    expected = sorted_reduce(gathered, **mode)
+    compiled = sorted_reduce(x, rows=rows, invalid=invalid, **mode)
+    fallback = sorted_reduce(x.requires_grad_(True), rows=rows, invalid=invalid, **mode)
+    torch.testing.assert_close(compiled, expected, rtol=0, atol=0)
+    torch.testing.assert_close(fallback.detach(), expected, rtol=1e-12, atol=1e-12)
+    assert torch.isfinite(expected).all()

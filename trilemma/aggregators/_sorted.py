@@ -77,8 +77,9 @@ def numba_threads(entries: int) -> Iterator[None]:
 
 
 @numba.njit(parallel=True, cache=True)
-def _sorted_reduce_kernel(x, network, mode, a, b, out):  # pragma: no cover - compiled
-    batch, n, d = x.shape
+def _sorted_reduce_kernel(x, rows, invalid, network, mode, a, b, out):  # pragma: no cover
+    batch, n = rows.shape  # rows x[item, rows[item, i]], i < n, are reduced
+    d = x.shape[2]
     blocks = (d + _BLOCK - 1) // _BLOCK
     for task in numba.prange(batch * blocks):
         item = task // blocks
@@ -86,8 +87,12 @@ def _sorted_reduce_kernel(x, network, mode, a, b, out):  # pragma: no cover - co
         width = min(_BLOCK, d - start)
         buf = np.empty((n, _BLOCK), x.dtype)
         for i in range(n):
+            if invalid[item, i]:
+                buf[i, :width] = np.inf
+                continue
+            row = x[item, rows[item, i], start : start + width]
             for j in range(width):
-                value = x[item, i, start + j]
+                value = row[j]
                 buf[i, j] = value if value == value else np.inf
         for c in range(network.shape[0]):
             low, high = network[c, 0], network[c, 1]
@@ -127,7 +132,14 @@ def _torch_sorted_reduce(x: torch.Tensor, mode: int, a: int, b: int) -> torch.Te
 
 
 def sorted_reduce(
-    x: torch.Tensor, *, mode: str, lo: int = 0, hi: int = 0, k: int = 0
+    x: torch.Tensor,
+    *,
+    mode: str,
+    lo: int = 0,
+    hi: int = 0,
+    k: int = 0,
+    rows: torch.Tensor | None = None,
+    invalid: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Reduce the per-coordinate sorted values of ``x`` ``(..., n, d)`` to ``(..., d)``.
 
@@ -136,13 +148,36 @@ def sorted_reduce(
     mode : {"trimmed", "window"}
         ``"trimmed"``: mean of ranks ``lo .. hi−1``; ``"window"``: mean of the ``k`` values
         closest to the median.
+    rows : long tensor ``(..., m)``, optional
+        Reduce only the rows ``x[..., rows, :]`` (read in place, no gathered copy).
+    invalid : bool tensor ``(..., m)``, optional
+        Selected rows whose values count as +inf (points at infinity).
     """
     n, d = x.shape[-2], x.shape[-1]
+    batch = x.shape[:-2]
     code, a, b = (_TRIMMED, lo, hi) if mode == "trimmed" else (_WINDOW, k, 0)
     if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or x.requires_grad:
+        if rows is not None:
+            x = torch.gather(x, -2, rows.unsqueeze(-1).expand(*rows.shape, d))
+        if invalid is not None:
+            x = x.masked_fill(invalid.unsqueeze(-1), torch.inf)
         return _torch_sorted_reduce(x, code, a, b)
+    if rows is None:
+        rows = torch.arange(n, device=x.device).expand(*batch, n)
+    if invalid is None:
+        invalid = torch.zeros(rows.shape, dtype=torch.bool, device=x.device)
+    m = rows.shape[-1]
     flat = x.detach().reshape(-1, n, d).contiguous().numpy()
     out = np.empty((flat.shape[0], d), dtype=flat.dtype)
-    with numba_threads(flat.size):
-        _sorted_reduce_kernel(flat, _batcher_network(n), code, a, b, out)
-    return torch.from_numpy(out).reshape(*x.shape[:-2], d)
+    with numba_threads(flat.shape[0] * m * d):
+        _sorted_reduce_kernel(
+            flat,
+            rows.reshape(-1, m).contiguous().numpy(),
+            invalid.reshape(-1, m).contiguous().numpy(),
+            _batcher_network(m),
+            code,
+            a,
+            b,
+            out,
+        )
+    return torch.from_numpy(out).reshape(*batch, d)

@@ -183,11 +183,9 @@ class Bulyan(Aggregator):
             chosen.append(pick)
             active = active.scatter(-1, pick.unsqueeze(-1), False)
         rows = torch.stack(chosen, dim=-1)
-        index = rows.unsqueeze(-1).expand(*rows.shape, x.shape[-1])
-        selected = torch.gather(zero_garbage(x, garbage), -2, index)
-        selected_garbage = torch.gather(garbage, -1, rows)
-        selected = selected.masked_fill(selected_garbage.unsqueeze(-1), torch.nan)
-        return sorted_reduce(selected, mode="window", k=theta - 2 * f)
+        # the selected rows are reduced where they lie (no gathered copy); garbage as +inf
+        invalid = torch.gather(garbage, -1, rows)
+        return sorted_reduce(x, mode="window", k=theta - 2 * f, rows=rows, invalid=invalid)
 
 
 class MoNNA(Aggregator):
