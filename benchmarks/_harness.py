@@ -10,8 +10,9 @@ A script keeps only its own cases; this module gives it
   imports, JIT compiles, caches, allocator), then every side is timed in turn, ``repeats``
   rounds, so that a drift of the machine's load hits all sides alike, and the best time is
   kept; a side whose warm-up took more than :data:`SLOW_S` gets a single timed call;
-- the floors (:func:`read_floor`, :func:`read_write_floor`, :func:`gram_floor`), each the best
-  of seven calls on the same input and device as the row it bounds;
+- the floors as sides to time next to the rows they bound, on the same input and device
+  (:func:`read_side`, :func:`read_write_side`, :func:`gram_side`), and the read floor alone
+  (:func:`read_floor`, best of seven calls);
 - Markdown tables (:func:`markdown_table`) and number formats (:func:`ms`, :func:`times`,
   :func:`rate`);
 - the header (:func:`print_header`: machine, usable cores, thread pools, device name, versions,
@@ -53,7 +54,7 @@ __all__ = [
     "cpu_model",
     "device_name",
     "git_state",
-    "gram_floor",
+    "gram_side",
     "make_parser",
     "markdown_table",
     "ms",
@@ -62,7 +63,8 @@ __all__ = [
     "print_header",
     "rate",
     "read_floor",
-    "read_write_floor",
+    "read_side",
+    "read_write_side",
     "sibling",
     "times",
 ]
@@ -270,27 +272,28 @@ def best_of(
     return timings
 
 
-def _best_call(function: Callable[[Any], object], argument: object, timer: Timer) -> float:
-    return best_of([Side(function, lambda _: argument)], FLOOR_REPEATS, timer=timer)[0].seconds
+def read_side(x: torch.Tensor) -> Side:
+    """``x.sum()``: one read of ``x`` at the bandwidth the device attains."""
+    return Side(torch.sum, lambda _: x)
+
+
+def read_write_side(x: torch.Tensor) -> Side:
+    """``buffer.copy_(x)`` into a preallocated buffer: one read plus one write of ``x``'s size
+    (what an in-place rule must do at least, and a rule that returns a new ``(..., n, d)``
+    result)."""
+    buffer = torch.empty_like(x)
+    return Side(buffer.copy_, lambda _: x)
+
+
+def gram_side(x: torch.Tensor) -> Side:
+    """The (batched) Gram product ``x @ x.mT`` of ``(..., n, d)`` rows: the one matrix product
+    that every rule comparing all pairs of rows needs."""
+    return Side(lambda v: v @ v.mT, lambda _: x)
 
 
 def read_floor(x: torch.Tensor, timer: Timer) -> float:
-    """Seconds of ``x.sum()``: one read of ``x`` at the bandwidth the device attains."""
-    return _best_call(torch.sum, x, timer)
-
-
-def read_write_floor(x: torch.Tensor, timer: Timer) -> float:
-    """Seconds of ``buffer.copy_(x)`` into a preallocated buffer: one read plus one write of
-    ``x``'s size (what an in-place rule must do at least, and a rule that returns a new
-    ``(..., n, d)`` result)."""
-    buffer = torch.empty_like(x)
-    return _best_call(buffer.copy_, x, timer)
-
-
-def gram_floor(x: torch.Tensor, timer: Timer) -> float:
-    """Seconds of the (batched) Gram product ``x @ x.mT`` of ``(..., n, d)`` rows: the one
-    matrix product that every pairwise-distance rule needs."""
-    return _best_call(lambda v: v @ v.mT, x, timer)
+    """Best seconds of :func:`read_side` over :data:`FLOOR_REPEATS` calls."""
+    return best_of([read_side(x)], FLOOR_REPEATS, timer=timer)[0].seconds
 
 
 def ms(seconds: float) -> str:
