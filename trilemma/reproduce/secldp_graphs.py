@@ -27,6 +27,7 @@ import itertools
 from typing import Any, Final, TypedDict
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure as MatplotlibFigure
 
 from trilemma.accountants import as_topology, secldp_epsilon, secldp_report
@@ -274,25 +275,42 @@ def _series(rows: list[dict[str, Any]], kind: str, case: str) -> list[dict[str, 
     )
 
 
-def _plot(data: FigureData, canvas: MatplotlibFigure) -> None:
-    rows, p = data.rows, data.parameters
-    (eps_axes, bound_axes), (conv_axes, audit_axes) = canvas.subplots(2, 2)
-    positive = [r for r in rows if r["kind"] == "accounting" and r["sigma_cor"] > 0]
+def _plot_epsilons(axes: Axes, data: FigureData, positive: list[dict[str, Any]]) -> None:
+    """Panel a: the worst-node ε of every case against σ_cor, between the local-DP limit and
+    the central limit of each smallest honest component."""
+    p = data.parameters
     for index, case in enumerate(p["cases"]):
         mine = _series(positive, "accounting", case)
-        eps_axes.plot(
+        axes.plot(
             [r["sigma_cor"] for r in mine],
             [r["epsilon"] for r in mine],
             color=f"C{index}",
             label=case,
         )
+    first = positive[0]
+    axes.axhline(first["local_limit"], color="0.3", ls="--", lw=1, label="local DP (σ_cor = 0)")
+    for size in sorted({r["smallest_component"] for r in positive if r["smallest_component"] > 1}):
+        limit = next(r["central_limit"] for r in positive if r["smallest_component"] == size)
+        axes.axhline(limit, color="0.5", ls=":", lw=1, label=f"central limit, {size} nodes")
+    axes.set_ylabel(f"worst-node ε at δ = {p['delta']:g} (classic)")
+    axes.set_title(
+        f"{p['nodes']} nodes, σ = {p['sigma']:g}, C = {p['clip']:g}, T = {p['steps']}", fontsize=8
+    )
+    axes.legend(fontsize=5.5)
+
+
+def _plot_bounds(axes: Axes, data: FigureData, positive: list[dict[str, Any]]) -> None:
+    """Panel b: the spectral and resistance bounds and the K_n formula over the exact
+    (Σ_H⁻¹)_ii."""
+    for index, case in enumerate(data.parameters["cases"]):
+        mine = _series(positive, "accounting", case)
         ratio_s = [r["spectral_bound"] / r["inverse_variance"] for r in mine]
         ratio_r = [r["resistance_bound"] / r["inverse_variance"] for r in mine]
         sigma_cor = [r["sigma_cor"] for r in mine]
-        bound_axes.plot(sigma_cor, ratio_s, color=f"C{index}", ls="-")
-        bound_axes.plot(sigma_cor, ratio_r, color=f"C{index}", ls=":")
+        axes.plot(sigma_cor, ratio_s, color=f"C{index}", ls="-")
+        axes.plot(sigma_cor, ratio_r, color=f"C{index}", ls=":")
         if any("k_n_formula" in r for r in mine):
-            bound_axes.plot(
+            axes.plot(
                 sigma_cor,
                 [r["k_n_formula"] / r["inverse_variance"] for r in mine],
                 color=f"C{index}",
@@ -300,48 +318,47 @@ def _plot(data: FigureData, canvas: MatplotlibFigure) -> None:
                 marker="x",
                 label="K_n formula / exact",
             )
-    first = positive[0]
-    eps_axes.axhline(first["local_limit"], color="0.3", ls="--", lw=1, label="local DP (σ_cor = 0)")
-    for size in sorted({r["smallest_component"] for r in positive if r["smallest_component"] > 1}):
-        limit = next(r["central_limit"] for r in positive if r["smallest_component"] == size)
-        eps_axes.axhline(limit, color="0.5", ls=":", lw=1, label=f"central limit, {size} nodes")
-    eps_axes.set_ylabel(f"worst-node ε at δ = {p['delta']:g} (classic)")
-    eps_axes.set_title(
-        f"{p['nodes']} nodes, σ = {p['sigma']:g}, C = {p['clip']:g}, T = {p['steps']}", fontsize=8
-    )
-    eps_axes.legend(fontsize=5.5)
-    bound_axes.plot([], [], color="k", ls="-", label="spectral bound / exact")
-    bound_axes.plot([], [], color="k", ls=":", label="resistance bound / exact")
-    bound_axes.axhline(1.0, color="k", lw=0.8)
-    bound_axes.set_ylim(0.9, 10.0)
-    bound_axes.set_ylabel("bound / exact max (Σ_H⁻¹)_ii")
-    bound_axes.set_title("closed forms against the exact diagonal", fontsize=8)
-    bound_axes.legend(fontsize=6)
+    axes.plot([], [], color="k", ls="-", label="spectral bound / exact")
+    axes.plot([], [], color="k", ls=":", label="resistance bound / exact")
+    axes.axhline(1.0, color="k", lw=0.8)
+    axes.set_ylim(0.9, 10.0)
+    axes.set_ylabel("bound / exact max (Σ_H⁻¹)_ii")
+    axes.set_title("closed forms against the exact diagonal", fontsize=8)
+    axes.legend(fontsize=6)
+    axes.set_yscale("log")
 
-    converted = _series(positive, "accounting", p["converted_graph"])
+
+def _plot_conversions(axes: Axes, data: FigureData, positive: list[dict[str, Any]]) -> None:
+    """Panel c: the classic, RDP and PLD conversions of the same rounds on one graph."""
+    converted_graph = data.parameters["converted_graph"]
+    converted = _series(positive, "accounting", converted_graph)
     for key, label, style in (
         ("epsilon", "classic (reference code)", "-"),
         ("epsilon_rdp", "RDP (dp-accounting)", "--"),
         ("epsilon_pld", "PLD (dp-accounting)", ":"),
     ):
-        conv_axes.plot(
+        axes.plot(
             [r["sigma_cor"] for r in converted], [r[key] for r in converted], ls=style, label=label
         )
-    conv_axes.set_ylabel("worst-node ε")
-    conv_axes.set_title(f"{p['converted_graph']}: conversions of the same rounds", fontsize=8)
-    conv_axes.legend(fontsize=6)
+    axes.set_ylabel("worst-node ε")
+    axes.set_title(f"{converted_graph}: conversions of the same rounds", fontsize=8)
+    axes.legend(fontsize=6)
 
+
+def _plot_audits(axes: Axes, data: FigureData) -> None:
+    """Panel d: the one-round PLD ε of each audited case and the audits' lower bounds."""
+    rows, p = data.rows, data.parameters
     for index, case in enumerate(dict.fromkeys(r["case"] for r in rows if r["kind"] == "audit")):
         color = f"C{p['cases'].index(case)}"
         curve = [r for r in _series(rows, "one_round", case) if r["sigma_cor"] > 0]
-        audit_axes.plot(
+        axes.plot(
             [r["sigma_cor"] for r in curve],
             [r["epsilon_pld"] for r in curve],
             color=color,
             label=f"{case}: PLD",
         )
         audits = [r for r in _series(rows, "audit", case) if r["epsilon_lower"] > 0]
-        audit_axes.scatter(
+        axes.scatter(
             [r["sigma_cor"] for r in audits],
             [r["epsilon_lower"] for r in audits],
             marker="v",
@@ -350,10 +367,18 @@ def _plot(data: FigureData, canvas: MatplotlibFigure) -> None:
             zorder=3 + index,
             label=f"{case}: audit ε_lower",
         )
-    audit_axes.set_ylabel("ε of one round")
-    audit_axes.set_title(f"one round, σ = {p['audit_sigma']:g}: accountant vs audit", fontsize=8)
-    audit_axes.legend(fontsize=5.5)
-    bound_axes.set_yscale("log")
+    axes.set_ylabel("ε of one round")
+    axes.set_title(f"one round, σ = {p['audit_sigma']:g}: accountant vs audit", fontsize=8)
+    axes.legend(fontsize=5.5)
+
+
+def _plot(data: FigureData, canvas: MatplotlibFigure) -> None:
+    (eps_axes, bound_axes), (conv_axes, audit_axes) = canvas.subplots(2, 2)
+    positive = [r for r in data.rows if r["kind"] == "accounting" and r["sigma_cor"] > 0]
+    _plot_epsilons(eps_axes, data, positive)
+    _plot_bounds(bound_axes, data, positive)
+    _plot_conversions(conv_axes, data, positive)
+    _plot_audits(audit_axes, data)
     for axes in (eps_axes, bound_axes, conv_axes, audit_axes):
         axes.set_xscale("log")
         axes.set_xlabel("edge-secret noise σ_cor")
