@@ -39,7 +39,7 @@ Theory in view [D]: gossip preserves the network mean, so the noise reaching θ�
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -140,74 +140,70 @@ def _final_losses(
     return average.numpy(), nodes.numpy()
 
 
-def _compute(settings: Settings) -> FigureData:
-    steps = settings.pick(tiny=100, quick=150, full=200)
-    seeds = settings.pick(tiny=32, quick=32, full=64)
-    epsilons = settings.pick(
-        tiny=(3.0,), quick=(1.0, 3.0, 10.0), full=(1.0, 2.0, 3.0, 5.0, 10.0, 30.0)
-    )
-    graphs = settings.pick(
-        tiny=("ring:16", "complete:16"),
-        quick=("ring:16", "torus:4x4", "complete:16"),
-        full=("ring:16", "torus:4x4", "complete:16"),
-    )
-    problem = _problem(settings.seed)
-    budget = {"clip": _CLIP, "steps": steps, "delta": _DELTA}
-    rows: list[dict[str, Any]] = []
-    losses: dict[tuple[str, str, float], np.ndarray] = {}
+class _Series(NamedTuple):
+    """The noise of one run of the figure: method, graph, target ε and the noise levels."""
 
-    def add(
-        method: str,
-        graph: str,
-        epsilon: float,
-        sigma: float,
-        sigma_cor: float,
-        *,
-        mixing: str = "metropolis",
-    ) -> None:
-        average, nodes = _final_losses(
-            problem,
-            graph,
-            steps=steps,
-            seeds=seeds,
-            seed=settings.seed,
-            mixing=mixing,
-            sigma=sigma,
-            sigma_cor=sigma_cor,
-        )
-        key_graph = _AVERAGING if mixing == "average" else graph
-        losses[method, key_graph, epsilon] = average
-        rows.append(
-            {
-                "method": method,
-                "graph": key_graph,
-                "epsilon": epsilon,
-                "sigma": sigma,
-                "sigma_cor": sigma_cor,
-                "loss_mean": float(average.mean()),
-                "loss_ci95": mean_interval(average),
-                "node_loss_mean": float(nodes.mean()),
-                "node_loss_ci95": mean_interval(nodes),
-                "seeds": seeds,
-                "steps": steps,
-            }
-        )
+    method: str
+    graph: str
+    epsilon: float
+    sigma: float
+    sigma_cor: float
+    mixing: str = "metropolis"
 
-    add("non-private", graphs[-1], math.inf, 0.0, 0.0, mixing="average")
+
+def _noise_levels(
+    graphs: tuple[str, ...], epsilons: tuple[float, ...], budget: dict[str, Any]
+) -> list[_Series]:
+    """The series to run, in row order: non-private, then per ε central DP (σ of local DP on the
+    first graph over √n) and per graph local DP and DECOR (σ, σ_cor calibrated to ε)."""
+    series = [_Series("non-private", graphs[-1], math.inf, 0.0, 0.0, mixing="average")]
     for epsilon in epsilons:
         sigma_ldp = local_sigma(graphs[0], target_epsilon=epsilon, rtol=1e-6, **budget)
-        add(
-            "central DP",
-            graphs[-1],
-            epsilon,
-            central_sigma(sigma_ldp, nodes=_NODES),
-            0.0,
-            mixing="average",
-        )
+        central = central_sigma(sigma_ldp, nodes=_NODES)
+        series.append(_Series("central DP", graphs[-1], epsilon, central, 0.0, mixing="average"))
         for graph in graphs:
-            add("local DP", graph, epsilon, sigma_ldp, 0.0)
+            series.append(_Series("local DP", graph, epsilon, sigma_ldp, 0.0))
             noise = calibrate_decor(graph, target_epsilon=epsilon, rtol=1e-5, **budget)
-            add("DECOR", graph, epsilon, noise.sigma, noise.sigma_cor)
+            series.append(_Series("DECOR", graph, epsilon, noise.sigma, noise.sigma_cor))
+    return series
+
+
+def _loss_row(
+    problem: dgd.SoftmaxRegression, series: _Series, *, steps: int, seeds: int, seed: int
+) -> tuple[dict[str, Any], np.ndarray]:
+    """One series' row (tail-average and final node losses, mean and 95 % interval over the
+    seeds) and its per-seed tail averages."""
+    average, nodes = _final_losses(
+        problem,
+        series.graph,
+        steps=steps,
+        seeds=seeds,
+        seed=seed,
+        mixing=series.mixing,
+        sigma=series.sigma,
+        sigma_cor=series.sigma_cor,
+    )
+    row = {
+        "method": series.method,
+        "graph": _AVERAGING if series.mixing == "average" else series.graph,
+        "epsilon": series.epsilon,
+        "sigma": series.sigma,
+        "sigma_cor": series.sigma_cor,
+        "loss_mean": float(average.mean()),
+        "loss_ci95": mean_interval(average),
+        "node_loss_mean": float(nodes.mean()),
+        "node_loss_ci95": mean_interval(nodes),
+        "seeds": seeds,
+        "steps": steps,
+    }
+    return row, average
+
+
+def _add_paired_columns(
+    rows: list[dict[str, Any]], losses: dict[tuple[str, str, float], np.ndarray]
+) -> None:
+    """Append to each DECOR row its paired gain over local DP and excess over central DP (mean
+    and 95 % interval over the seeds) and the fraction of the local-to-central gap it closes."""
     for row in rows:
         if row["method"] != "DECOR":
             continue
@@ -224,6 +220,28 @@ def _compute(settings: Settings) -> FigureData:
             - losses["central DP", _AVERAGING, epsilon].mean()
         )
         row["gap_closed"] = float(gain.mean() / spread) if spread != 0 else math.nan
+
+
+def _compute(settings: Settings) -> FigureData:
+    steps = settings.pick(tiny=100, quick=150, full=200)
+    seeds = settings.pick(tiny=32, quick=32, full=64)
+    epsilons = settings.pick(
+        tiny=(3.0,), quick=(1.0, 3.0, 10.0), full=(1.0, 2.0, 3.0, 5.0, 10.0, 30.0)
+    )
+    graphs = settings.pick(
+        tiny=("ring:16", "complete:16"),
+        quick=("ring:16", "torus:4x4", "complete:16"),
+        full=("ring:16", "torus:4x4", "complete:16"),
+    )
+    problem = _problem(settings.seed)
+    budget = {"clip": _CLIP, "steps": steps, "delta": _DELTA}
+    rows: list[dict[str, Any]] = []
+    losses: dict[tuple[str, str, float], np.ndarray] = {}
+    for series in _noise_levels(graphs, epsilons, budget):
+        row, average = _loss_row(problem, series, steps=steps, seeds=seeds, seed=settings.seed)
+        losses[row["method"], row["graph"], row["epsilon"]] = average
+        rows.append(row)
+    _add_paired_columns(rows, losses)
     parameters = {
         "dataset": _DATASET,
         "nodes": _NODES,
