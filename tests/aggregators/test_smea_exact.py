@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from trilemma import attacks
-from trilemma.aggregators import SMEA
+from trilemma.aggregators import SMEA, spectral
 from trilemma.aggregators._subsets import colex_rank, removal_level
-from trilemma.aggregators.spectral import _count_above
+from trilemma.aggregators.spectral import _count_above, _next_copies
 
 CPU = torch.device("cpu")
 
@@ -55,6 +55,13 @@ def inputs(kind, n, f, d, rng):
     return np.concatenate([honest, attack])
 
 
+@pytest.fixture(params=["search", "every set"])
+def path(request, monkeypatch):
+    """Run SMEA through its branch and bound, or through the evaluation of every set."""
+    monkeypatch.setattr(spectral, "_BRUTE_FORCE", 0 if request.param == "search" else 10**9)
+    return request.param
+
+
 KINDS = ["isotropic", "cluster", "near", "duplicates", "collinear", "lattice"]
 KINDS += ["alie", "foe", "sign_flipping", "mimic", "gaussian"]
 
@@ -63,7 +70,7 @@ KINDS += ["alie", "foe", "sign_flipping", "mimic", "gaussian"]
 @pytest.mark.parametrize(
     ("n", "f", "d"), [(5, 1, 2), (7, 2, 3), (9, 3, 8), (11, 4, 2), (12, 3, 30)]
 )
-def test_matches_brute_force(kind, n, f, d):
+def test_matches_brute_force(kind, n, f, d, path):
     rng = np.random.default_rng([n, f, d, KINDS.index(kind)])
     x = np.stack([inputs(kind, n, f, d, rng) for _ in range(6)])
     out = SMEA(f=f)(torch.from_numpy(x)).numpy()  # batched: all six at once
@@ -82,7 +89,7 @@ def test_matches_brute_force_at_n_20_f_4(seed):
         assert_exact(x[trial], 4, out[trial])
 
 
-def test_float32_input_selects_the_float64_optimum():
+def test_float32_input_selects_the_float64_optimum(path):
     rng = np.random.default_rng(5)
     x = rng.normal(size=(4, 10, 6)).astype(np.float32)
     out = SMEA(f=2)(torch.from_numpy(x))
@@ -94,7 +101,7 @@ def test_float32_input_selects_the_float64_optimum():
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, 1e200])
-def test_garbage_rows_are_never_kept(bad):
+def test_garbage_rows_are_never_kept(bad, path):
     rng = np.random.default_rng(1)
     x = rng.normal(size=(9, 4))
     x[[2, 7]] = bad
@@ -104,7 +111,7 @@ def test_garbage_rows_are_never_kept(bad):
     np.testing.assert_allclose(out, clean[subsets[values.argmin()]].mean(0), rtol=1e-12)
 
 
-def test_all_identical_rows():
+def test_all_identical_rows(path):
     x = torch.ones(8, 3)
     torch.testing.assert_close(SMEA(f=3)(x), torch.ones(3))
 
@@ -171,3 +178,28 @@ def test_count_above_equals_counting_eigenvalues():
             torch.tensor([sigma[i] for i in pick]),
         )
         assert counts.tolist() == [expected[i] for i in pick]
+
+
+def test_next_copies_are_exact_copies():
+    x = torch.tensor(
+        [[[1.0, 2.0], [0.0, 0.0], [1.0, 2.0], [1.0, 2.0 + 1e-12], [1.0, 2.0], [np.nan, 0.0]]],
+        dtype=torch.float64,
+    )
+    garbage = torch.tensor([[False] * 5 + [True]])
+    clean = torch.nan_to_num(x, nan=0.0)[0]
+    gram = (clean @ clean.T).unsqueeze(0)
+    # 0 → 2 → 4 are copies; 3 differs by 1e-12 (a near copy is no copy); NaN rows have none
+    assert _next_copies(x, gram, garbage).tolist() == [[2, 6, 4, 6, 6, 6]]
+
+
+def test_copies_change_nothing_but_the_work():
+    # the same input with its copies perturbed by 1e-9 (no copies left) selects the same set
+    rng = np.random.default_rng(11)
+    honest = rng.normal(size=(4, 15, 5))
+    x = np.concatenate([honest, np.repeat(honest[:, :1], 4, axis=1)], axis=1)
+    perturbed = x + 1e-9 * rng.normal(size=x.shape)
+    rule = SMEA(f=4)
+    exact, nearby = rule(torch.from_numpy(x)).numpy(), rule(torch.from_numpy(perturbed)).numpy()
+    np.testing.assert_allclose(exact, nearby, atol=1e-7)
+    for trial in range(len(x)):
+        assert_exact(x[trial], 4, exact[trial])

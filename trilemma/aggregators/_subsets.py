@@ -8,7 +8,7 @@ from functools import cache
 
 import torch
 
-__all__ = ["colex_rank", "delete_one", "removal_level", "subset_diameters", "subsets"]
+__all__ = ["colex_rank", "delete_one", "removal_level", "sub_ranks", "subset_diameters", "subsets"]
 
 # Work per chunk: subsets × k² gathered distances × batch elements.
 _CHUNK_ELEMENTS = 1 << 22
@@ -102,3 +102,17 @@ def removal_level(
     """
     removed, kept, parents = _removal_level_cpu(n, j)
     return removed.to(device), kept.to(device), parents.to(device)
+
+
+@cache
+def _sub_ranks_cpu(n: int, f: int, j: int) -> torch.Tensor:
+    removed = _removal_level_cpu(n, f)[0]
+    combinations = list(itertools.combinations(range(f), j))
+    positions = torch.tensor(combinations, dtype=torch.long).reshape(len(combinations), j)
+    return colex_rank(removed[:, positions], n)
+
+
+def sub_ranks(n: int, f: int, j: int, device: torch.device) -> torch.Tensor:
+    """``(C(n, f), C(f, j))``: the positions in level j of the j-subsets of each removal set
+    of level f (both levels as :func:`removal_level` orders them)."""
+    return _sub_ranks_cpu(n, f, j).to(device)
