@@ -338,11 +338,10 @@ class SMEA(Aggregator):
     ½‖x_i − x_j‖² ≤ λ* ≤ τ. By induction on j, every canonical A ⊂ R* with |A| = j is alive:
     its canonical (j − 1)-subsets are alive, so R* stays possible and A is a candidate, and
     T_A ⊃ S* with |T_A ∖ S*| = f − j, so the bound gives λ_{f−j+1}(T_A) ≤ λ_1(S*) = λ* ≤ τ.
-    (A subset of R* that is not canonical has a canonical twin that is also a subset of R*:
-    leave out the first removed copy of the class instead of a later one.) Hence R* is
-    evaluated. The margin (1e-9 λ_1 of all n points, which dominates every eigenvalue met, by
-    the r = 0 case) covers rounding. A set keeping a garbage row is +inf; a node that keeps
-    garbage rows it can still remove is alive without a test.
+    (Subsets that are not canonical are never candidates and are skipped in these checks.)
+    Hence R* is evaluated. The margin (1e-9 λ_1 of all n points, which dominates every
+    eigenvalue met, by the r = 0 case) covers rounding. A set keeping a garbage row is +inf; a
+    node that keeps garbage rows it can still remove is alive without a test.
 
     On isotropic Gaussian inputs at n = 20, f = 4, d = 64 about 1 000 of the 6 195 nodes are
     tested (inertia of ≤ 20 × 20 bordered blocks, batched over nodes and batch elements) and a
