@@ -89,9 +89,9 @@ def checks(rows: list[dict[str, Any]]) -> dict[str, bool]:
     return {PLD_TIGHTER: tighter, STEPS_GROW: grow, AUDIT_SOUND: sound}
 
 
-def _compute(settings: Settings) -> FigureData:
-    count = settings.pick(tiny=4, quick=9, full=21)
-    trials = settings.pick(tiny=20_000, quick=100_000, full=300_000)
+def _curve_rows(count: int) -> list[dict[str, Any]]:
+    """ε of each curve (σ, q) of :data:`_CURVES` by each accountant at ``count`` log-spaced
+    step counts."""
     rows: list[dict[str, Any]] = []
     for (sigma, q), (first, last) in _CURVES.items():
         steps = np.unique(np.logspace(first, last, count).round().astype(int))
@@ -109,6 +109,12 @@ def _compute(settings: Settings) -> FigureData:
                     "epsilon": epsilon,
                 }
             )
+    return rows
+
+
+def _audit_rows(settings: Settings, trials: int) -> list[dict[str, Any]]:
+    """The audit of the PLD claim at each audited (σ, q, T), with the RDP ε next to it."""
+    rows: list[dict[str, Any]] = []
     for index, (sigma, q, t) in enumerate(_audit_points(settings)):
         result = audit_dpsgd_step(
             noise_multiplier=sigma,
@@ -141,6 +147,13 @@ def _compute(settings: Settings) -> FigureData:
                 "confidence": CONFIDENCE,
             }
         )
+    return rows
+
+
+def _compute(settings: Settings) -> FigureData:
+    count = settings.pick(tiny=4, quick=9, full=21)
+    trials = settings.pick(tiny=20_000, quick=100_000, full=300_000)
+    rows = _curve_rows(count) + _audit_rows(settings, trials)
     return FigureData(
         rows=rows,
         parameters={
