@@ -108,6 +108,42 @@ def _series(settings: Settings) -> list[tuple[Privacy, float]]:
     ]
 
 
+def _series_rows(
+    privacy: Privacy, eps: float, result: TracingResult, *, d: int, trials: int, private: int
+) -> list[dict[str, Any]]:
+    """The rows of one attacked estimator: its ROC on :data:`_GRID` next to its DP limit, the
+    region violation (family-wise level shared by the ``private`` series) and the lower bound
+    on its error (nan, none and 0 for the non-private mean)."""
+    if privacy == "none":
+        label, limit, violation = "non-private mean", np.ones_like(_GRID), float("nan")
+        bound = 0.0
+    else:
+        label = f"{privacy} ε = {eps:g}"
+        limit = dp_roc_limit(_GRID, epsilon=eps, delta=DELTA)
+        violation = roc_violation(
+            result, trials=trials, epsilon=eps, delta=DELTA, alpha=ALPHA / private
+        )
+        bound = float(central_marginal_lower_bound(d=d, n_records=N * M, epsilon=eps, delta=DELTA))
+    tpr = np.interp(_GRID, result.fpr, result.tpr)
+    return [
+        {
+            "series": label,
+            "privacy": privacy,
+            "epsilon": eps if privacy != "none" else float("inf"),
+            "fpr": float(x),
+            "tpr": float(y),
+            "dp_limit_tpr": float(z),
+            "violation": violation,
+            "auc": result.auc,
+            "advantage": result.advantage,
+            "error": result.error,
+            "lower_bound": bound,
+            "trials": trials,
+        }
+        for x, y, z in zip(_GRID, tpr, limit, strict=True)
+    ]
+
+
 def _compute(settings: Settings) -> FigureData:
     d = D
     trials = settings.pick(tiny=100, quick=300, full=2000)
@@ -120,36 +156,7 @@ def _compute(settings: Settings) -> FigureData:
         )
         generator = torch.Generator().manual_seed(settings.seed + index)
         result = tracing_attack(protocol, d=d, m=M, trials=trials, generator=generator)
-        if privacy == "none":
-            label, limit, violation = "non-private mean", np.ones_like(_GRID), float("nan")
-            bound = 0.0
-        else:
-            label = f"{privacy} ε = {eps:g}"
-            limit = dp_roc_limit(_GRID, epsilon=eps, delta=DELTA)
-            violation = roc_violation(
-                result, trials=trials, epsilon=eps, delta=DELTA, alpha=ALPHA / private
-            )
-            bound = float(
-                central_marginal_lower_bound(d=d, n_records=N * M, epsilon=eps, delta=DELTA)
-            )
-        tpr = np.interp(_GRID, result.fpr, result.tpr)
-        rows.extend(
-            {
-                "series": label,
-                "privacy": privacy,
-                "epsilon": eps if privacy != "none" else float("inf"),
-                "fpr": float(x),
-                "tpr": float(y),
-                "dp_limit_tpr": float(z),
-                "violation": violation,
-                "auc": result.auc,
-                "advantage": result.advantage,
-                "error": result.error,
-                "lower_bound": bound,
-                "trials": trials,
-            }
-            for x, y, z in zip(_GRID, tpr, limit, strict=True)
-        )
+        rows += _series_rows(privacy, eps, result, d=d, trials=trials, private=private)
     return FigureData(
         rows=rows,
         parameters={
