@@ -13,6 +13,7 @@ from trilemma.estimators import (
     DATASETS,
     ball_records,
     check_records,
+    data,
     dataset_records,
     load_dataset,
     marginal_averages,
@@ -171,6 +172,15 @@ def test_marginal_average_counts_are_independent_across_workers():
     ordered = np.sort(counts, axis=1)
     pair = ordered[:, 0] * (m + 1) + ordered[:, 1]
     assert chi_square_pvalue(pair, np.outer(pmf, pmf).ravel()) < 1e-6
+
+
+def test_marginal_averages_do_not_depend_on_the_walk_storage(monkeypatch):
+    # a walk longer than its storage resumes with twice the storage: same draws
+    biases = product_biases(d=6, batch_shape=50, generator=torch.Generator().manual_seed(4))
+    expected = marginal_averages(biases, n=5, m=400, generator=torch.Generator().manual_seed(6))
+    monkeypatch.setattr(data, "_walk_capacity", lambda m: 1)
+    again = marginal_averages(biases, n=5, m=400, generator=torch.Generator().manual_seed(6))
+    assert torch.equal(again, expected)
 
 
 def test_marginal_averages_are_deterministic_given_the_seed_and_use_n_d_uniforms():

@@ -201,24 +201,26 @@ def _run_group(
         size = min(chunk, trials - start)
         averages = _averages(reference, (len(group), size), generator, dtype).to(device)
         result = protocol.estimate_averages(averages, m=m, generator=generator, noise_scale=scale)
-        metrics = {
-            "error": result.error.double().cpu().numpy(),
-            "excess": result.excess.double().cpu().numpy(),
-            "honest_error": result.honest_error.double().cpu().numpy(),
-        }
+        errors = [
+            values.double().cpu().tolist()
+            for values in (result.error, result.excess, result.honest_error)
+        ]
         for k, point in enumerate(group):
             ub = upper_bound(point.protocol, d=d, noise_std=stds[k], averages=averages[k])
-            for t in range(size):
-                results[members[k]].append(
-                    {
-                        **columns[k],
-                        "trial": start + t,
-                        "noise_std": stds[k],
-                        **{name: float(values[k, t]) for name, values in metrics.items()},
-                        "upper_bound": float(ub[t]),
-                        "lower_bound": lower[k],
-                    }
-                )
+            error, excess, honest_error = (values[k] for values in errors)
+            results[members[k]].extend(
+                {
+                    **columns[k],
+                    "trial": start + t,
+                    "noise_std": stds[k],
+                    "error": error[t],
+                    "excess": excess[t],
+                    "honest_error": honest_error[t],
+                    "upper_bound": bound,
+                    "lower_bound": lower[k],
+                }
+                for t, bound in enumerate(ub.tolist())
+            )
         report(size * len(group))
 
 
