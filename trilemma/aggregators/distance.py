@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Literal, cast
 
+import numba
+import numpy as np
 import torch
 
 from trilemma._validation import check_choice, check_int
@@ -142,6 +144,72 @@ class MDA(Aggregator):
         return _mean_of_rows(x, all_subsets[best], garbage)
 
 
+@numba.njit(cache=True)
+def _iterated_krum_kernel(distances, f, theta, zero, chosen):  # pragma: no cover - compiled
+    batch, n, _ = distances.shape
+    order = np.empty((n, n), np.int64)
+    active = np.empty(n, np.bool_)
+    for b in range(batch):
+        for i in range(n):  # each row sorted once; a step then walks it skipping removed rows
+            order[i] = np.argsort(distances[b, i], kind="mergesort")
+        active[:] = True
+        for step in range(theta):
+            count = max(n - step - f - 2, 1)
+            best, best_score = -1, np.inf
+            for i in range(n):
+                if not active[i]:
+                    continue
+                total, taken = zero, 0
+                for t in range(n):
+                    j = order[i, t]
+                    if j != i and active[j]:
+                        total += distances[b, i, j]  # ascending order, as topk(...).sum()
+                        taken += 1
+                        if taken == count:
+                            break
+                # an active row always wins over a removed one, even with an infinite score
+                score = total if taken == count and total < np.inf else np.finfo(zero).max
+                if score < best_score:  # strict: the lowest index on ties, as argmin
+                    best, best_score = i, score
+            chosen[b, step] = best
+            active[best] = False
+
+
+def _iterated_krum(distances: torch.Tensor, f: int, theta: int) -> torch.Tensor:
+    """Indices ``(..., θ)`` picked by θ rounds of Krum on the remaining rows (Bulyan's first
+    phase; El Mhamdi et al., ICML 2018, Alg. 1), from squared distances ``(..., n, n)``.
+
+    On CPU a numba kernel sorts each row once; elsewhere each round masks and takes ``topk``.
+    """
+    n = distances.shape[-1]
+    if distances.device.type == "cpu" and distances.dtype in (torch.float32, torch.float64):
+        flat = distances.detach().reshape(-1, n, n).contiguous().numpy()
+        chosen = np.empty((flat.shape[0], theta), dtype=np.int64)
+        _iterated_krum_kernel(flat, f, theta, flat.dtype.type(0.0), chosen)
+        return torch.from_numpy(chosen).reshape(*distances.shape[:-2], theta)
+    return _iterated_krum_torch(distances, f, theta)
+
+
+def _iterated_krum_torch(distances: torch.Tensor, f: int, theta: int) -> torch.Tensor:
+    """:func:`_iterated_krum` by torch operations (any device)."""
+    n = distances.shape[-1]
+    active = torch.ones(distances.shape[:-1], dtype=torch.bool, device=distances.device)
+    picks = []
+    eye = torch.eye(n, dtype=torch.bool, device=distances.device)
+    for step in range(theta):
+        count = max(n - step - f - 2, 1)
+        mask = ~(active.unsqueeze(-1) & active.unsqueeze(-2)) | eye
+        within = distances.masked_fill(mask, torch.inf)
+        scores = torch.topk(within, count, dim=-1, largest=False).values.sum(dim=-1)
+        # an active row always wins over a removed one, even with an infinite score
+        big = torch.finfo(distances.dtype).max
+        scores = torch.where(active, scores.nan_to_num(posinf=big), torch.inf)
+        pick = scores.argmin(dim=-1)
+        picks.append(pick)
+        active = active.scatter(-1, pick.unsqueeze(-1), False)
+    return torch.stack(picks, dim=-1)
+
+
 class Bulyan(Aggregator):
     """Bulyan (El Mhamdi et al., ICML 2018, arXiv:1802.07927, Alg. 1): select θ = n − 2f
     vectors by iterated Krum, then average per coordinate the β = θ − 2f values closest to the
@@ -165,24 +233,7 @@ class Bulyan(Aggregator):
         n, f = x.shape[-2], self.f
         theta = n - 2 * f
         norms, garbage = norms_and_garbage(x)
-        distances = pairwise_sq_distances(x, garbage, norms)
-        active = torch.ones(distances.shape[:-1], dtype=torch.bool, device=x.device)
-        chosen = []
-        eye = torch.eye(n, dtype=torch.bool, device=x.device)
-        for step in range(theta):
-            remaining = n - step
-            count = max(remaining - f - 2, 1)
-            mask = ~(active.unsqueeze(-1) & active.unsqueeze(-2)) | eye
-            within = distances.masked_fill(mask, torch.inf)
-            scores = torch.topk(within, count, dim=-1, largest=False).values.sum(dim=-1)
-            # an active row always wins over an inactive one, even with an infinite score
-            scores = torch.where(
-                active, scores.nan_to_num(posinf=torch.finfo(x.dtype).max), torch.inf
-            )
-            pick = scores.argmin(dim=-1)
-            chosen.append(pick)
-            active = active.scatter(-1, pick.unsqueeze(-1), False)
-        rows = torch.stack(chosen, dim=-1)
+        rows = _iterated_krum(pairwise_sq_distances(x, garbage, norms), f, theta)
         # the selected rows are reduced where they lie (no gathered copy); garbage as +inf
         invalid = torch.gather(garbage, -1, rows)
         return sorted_reduce(x, mode="window", k=theta - 2 * f, rows=rows, invalid=invalid)
