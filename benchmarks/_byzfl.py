@@ -41,6 +41,9 @@ def load_byzfl() -> tuple[types.ModuleType, types.ModuleType]:
         package.__spec__ = spec
         package.__file__ = spec.origin
         sys.modules["byzfl"] = package
-    from byzfl.aggregators import aggregators, preaggregators
+    from byzfl.aggregators import (  # type: ignore[import-untyped]  # byzfl ships no types
+        aggregators,
+        preaggregators,
+    )
 
     return aggregators, preaggregators

@@ -23,6 +23,8 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from types import ModuleType
+from typing import Any, Literal
 
 import _harness as harness
 import dp_accounting
@@ -35,7 +37,13 @@ from trilemma.accountants import as_topology, calibrate_dpsgd, dpsgd_epsilon, se
 SIGMA, RATE, STEPS, DELTA = 1.1, 0.01, 10_000, 1e-5
 TARGET_EPSILON = 3.0
 OPACUS_TARGET = {"target_epsilon": TARGET_EPSILON, "target_delta": DELTA, "accountant": "rdp"}
-SECLDP = {"sigma": 17.827, "sigma_cor": 188.0, "clip": 1.0, "steps": 3500, "delta": 1e-5}
+SECLDP: dict[str, Any] = {
+    "sigma": 17.827,
+    "sigma_cor": 188.0,
+    "clip": 1.0,
+    "steps": 3500,
+    "delta": 1e-5,
+}
 DECOR_NAMES = {"ring": "ring", "torus": "grid", "complete": "centralized"}
 
 
@@ -95,7 +103,7 @@ def dpsgd_event(sigma: float) -> dp_accounting.DpEvent:
     return dp_accounting.SelfComposedDpEvent(step, STEPS)
 
 
-def ours_dpsgd(method: str) -> Callable[[], float]:
+def ours_dpsgd(method: Literal["rdp", "pld"]) -> Callable[[], float]:
     """Our DP-SGD ε with ``method`` as a thunk."""
     return lambda: dpsgd_epsilon(
         noise_multiplier=SIGMA, sample_rate=RATE, steps=STEPS, delta=DELTA, method=method
@@ -116,7 +124,7 @@ def central_rows(repeats: int) -> list[Row]:
     def raw_epsilon(make: type) -> float:
         return make().compose(dpsgd_event(SIGMA)).get_epsilon(DELTA)
 
-    peers = (
+    peers: tuple[tuple[Literal["rdp", "pld"], str, Callable[[type], float], type], ...] = (
         ("rdp", "dp-accounting RDP", raw_epsilon, dp_accounting.rdp.RdpAccountant),
         ("pld", "dp-accounting PLD", raw_epsilon, dp_accounting.pld.PLDAccountant),
         ("rdp", "Opacus RDP", opacus_epsilon, RDPAccountant),
@@ -172,14 +180,14 @@ def calibration_rows(repeats: int) -> list[Row]:
     return rows
 
 
-def load_decor(path: str) -> tuple[object, object]:
+def load_decor(path: str) -> tuple[ModuleType, ModuleType]:
     """Import the DECOR reference's ``utils.dp_account`` and ``utils.topology`` from ``path``."""
     if path not in sys.path:
         sys.path.insert(0, path)
     return importlib.import_module("utils.dp_account"), importlib.import_module("utils.topology")
 
 
-def decor_row(spec: str, decor: tuple[object, object], repeats: int) -> Row:
+def decor_row(spec: str, decor: tuple[ModuleType, ModuleType], repeats: int) -> Row:
     """SecLDP ε (``method="classic"``) on ``spec`` vs DECOR's ``rdp_compose_convert``.
 
     Both sides get prebuilt graphs: ours a Topology, the reference its (D, A) built as its
@@ -220,9 +228,7 @@ def large_graph_rows() -> list[Row]:
         start = time.perf_counter()
         graph = as_topology(spec)
         build_s = time.perf_counter() - start
-        seconds, eps = best_time(
-            lambda graph=graph: secldp_epsilon(graph, method="rdp", **SECLDP), 1
-        )
+        seconds, eps = best_time(partial(secldp_epsilon, graph, method="rdp", **SECLDP), 1)
         print(
             f"  SecLDP RDP {spec}: ε={eps:.9g} in {seconds:.3f} s (target < 10 s; "
             f"graph construction, not timed: {build_s:.3f} s)"

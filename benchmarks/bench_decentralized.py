@@ -136,13 +136,15 @@ def per_node_loop(problem: SoftmaxRegression, graph: str, steps: int) -> torch.T
     n, m, p = problem.features.shape
     dimension = problem.dimension
     device = problem.features.device
-    like = {"dtype": torch.float64, "device": device}
-    theta = [torch.zeros(dimension, **like) for _ in range(n)]
+    dtype = torch.float64
+    theta = [torch.zeros(dimension, dtype=dtype, device=device) for _ in range(n)]
     generator = torch.Generator(device).manual_seed(1)
     for _ in range(steps):
-        keys = torch.rand((1, n, m), generator=generator, **like)[0]
-        local = torch.randn((1, n, dimension), generator=generator, **like)[0]
-        secrets = torch.randn((1, len(heads), dimension), generator=generator, **like)[0]
+        keys = torch.rand((1, n, m), generator=generator, dtype=dtype, device=device)[0]
+        shape = (1, n, dimension)
+        local = torch.randn(shape, generator=generator, dtype=dtype, device=device)[0]
+        shape = (1, len(heads), dimension)
+        secrets = torch.randn(shape, generator=generator, dtype=dtype, device=device)[0]
         half = []
         for i in range(n):
             batch = keys[i].argsort()[:BATCH]
@@ -151,6 +153,7 @@ def per_node_loop(problem: SoftmaxRegression, graph: str, steps: int) -> torch.T
             loss = torch.nn.functional.cross_entropy(logits, problem.labels[i, batch])
             loss.backward()
             grad = weights.grad
+            assert grad is not None  # backward() filled it
             grad = grad * min(1.0, CLIP / float(grad.norm()))
             noise = SIGMA * local[i]
             for e, sign in incident[i]:
@@ -160,12 +163,17 @@ def per_node_loop(problem: SoftmaxRegression, graph: str, steps: int) -> torch.T
     return torch.stack(theta)
 
 
+def _ignoring_index(function: Callable[[], object]) -> Callable[[int], object]:
+    """``function`` as a side's run, which receives the run index."""
+    return lambda _: function()
+
+
 def best_rates(
     functions: Sequence[Callable[[], object]], steps: int, repeats: int, timer: harness.Timer
 ) -> list[tuple[float, object]]:
     """Per function: (rounds/s over the best of ``repeats`` interleaved runs after one warm-up
     run, the result of its last run)."""
-    sides = [harness.Side(lambda _, function=function: function()) for function in functions]
+    sides = [harness.Side(_ignoring_index(function)) for function in functions]
     timings = harness.best_of(sides, repeats, timer=timer, keep="timed")
     return [(steps / t.seconds, t.outputs[-1]) for t in timings]
 
@@ -174,7 +182,8 @@ def load_decor(path: str) -> tuple[ModuleType, ModuleType, ModuleType]:
     """Import the DECOR reference's ``worker``, ``misc`` and ``models`` from ``path``."""
     if path not in sys.path:
         sys.path.insert(0, path)
-    return tuple(importlib.import_module(name) for name in ("worker", "misc", "models"))
+    worker, misc, models = (importlib.import_module(n) for n in ("worker", "misc", "models"))
+    return worker, misc, models
 
 
 def a9a_like(nodes: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -116,7 +116,7 @@ class Case:
         """byzfl's ``aggregator_info`` and ``pre_agg_list``."""
         if self.rule == "cwmed":
             return {"name": "Median", "parameters": {}}, []
-        trimmed_mean = {"name": "TrMean", "parameters": {"f": F}}
+        trimmed_mean: dict[str, object] = {"name": "TrMean", "parameters": {"f": F}}
         if self.rule == "nnm>>cwtm":
             return trimmed_mean, [{"name": "NNM", "parameters": {"f": F}}]
         return trimmed_mean, []
@@ -253,10 +253,11 @@ class PerWorkerLoop(Loop):
         workers = list(zip(self.problem.features, self.problem.labels, strict=True))
         weights = self.weights
         for _ in range(self.steps):
-            gradients = []
+            gradients: list[torch.Tensor] = []
             for x, y in workers:
                 weights.grad = None
                 torch.nn.functional.cross_entropy(x @ weights, y).backward()
+                assert weights.grad is not None  # backward() filled it
                 gradients.append(weights.grad.flatten())
             honest = torch.stack(gradients)
             update = rule(torch.cat([honest, attack(honest, F)]))
