@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trilemma import aggregators, attacks
+from trilemma import aggregators
 from trilemma._validation import check_choice, check_int, check_real, check_workers
+from trilemma.dgd.byzantine import attack_names
 from trilemma.dgd.data import SPLITS
 
 __all__ = ["MODELS", "RunConfig"]
@@ -171,8 +172,7 @@ class RunConfig:
             aggregators.get(self.rule, f=f)
         except (ValueError, TypeError) as error:
             raise type(error)(f"rule={self.rule!r}: {error}") from error
-        # read the registry now, not at import: attacks registered later are accepted
-        check_choice("attack", self.attack, sorted((*attacks.available(), attacks.LABEL_FLIPPING)))
+        check_choice("attack", self.attack, attack_names())
         check_int("steps", self.steps, low=1)
         check_real("lr", self.lr, low=0, low_open=True)
         if self.batch_size is not None:
