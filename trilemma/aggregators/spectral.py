@@ -255,8 +255,11 @@ def _leaf_values(
     if n <= _BITS:
         possible &= _pair_feasible(gram, garbage, leaves_kept, limit)
     alive = canonical = torch.ones((size, 1), dtype=torch.bool, device=device)
+    # eigenvalues above the limit, per tested node (n: not tested); the root is tested
+    counts = _count_above(gram, trials, torch.arange(n, device=device).expand(size, n), limit)
+    counts = counts.masked_fill(dirt.squeeze(-1) > 0, n).unsqueeze(-1)
     for j in range(1, f + 1):
-        removed, kept, _ = removal_level(n, j, device)
+        removed, kept, parents = removal_level(n, j, device)
         # a (j − 1)-subset that is not canonical stands for a canonical one the leaf also has
         possible &= (alive | ~canonical)[:, sub_ranks(n, f, j - 1, device)].all(dim=-1)
         canonical = (
@@ -272,11 +275,13 @@ def _leaf_values(
         else:
             candidate = possible & canonical
         inside = dirt - garbage[:, removed].sum(dim=-1)  # garbage rows the node still keeps
-        trial, node = (candidate & (inside == 0)).nonzero(as_tuple=True)
+        # λ_i(T_A) ≤ λ_i(T_P) for a parent P (the r = 0 case), so a node has at most as many
+        # eigenvalues above the limit as any of its parents: those with few need no test
+        counts = torch.where(candidate, counts[:, parents].amin(dim=-1), n)
+        trial, node = (candidate & (inside == 0) & (counts > f - j)).nonzero(as_tuple=True)
+        counts[trial, node] = _count_above(gram, trial, kept[node], limit[trial])
         # alive iff λ_{f−j+1}(T) ≤ limit, i.e. at most f − j eigenvalues above it
-        fits = _count_above(gram, trial, kept[node], limit[trial]) <= f - j
-        alive = candidate
-        alive[trial, node] = fits
+        alive = candidate & ((counts <= f - j) | (inside > 0))
     trial, node = alive.nonzero(as_tuple=True)
     values = torch.full(alive.shape, torch.inf, dtype=gram.dtype, device=device)
     values[trial, node] = _spectra(gram, trial, leaves_kept[node])[:, -1]
