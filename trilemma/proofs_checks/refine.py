@@ -90,6 +90,109 @@ def _loss(ratio: float) -> float:
     return -ratio
 
 
+class _Losses:
+    """What scipy minimises for one refinement (:func:`_loss` of the objective's ratio at the
+    case ``build(first, vector)``), counting the objective evaluations."""
+
+    def __init__(self, objective: Objective, first: Any, refinement: Refinement) -> None:
+        self.objective, self.first, self.refinement = objective, first, refinement
+        self.calls = 0
+
+    def many(self, vectors: np.ndarray) -> np.ndarray:
+        """Losses of the (p, S) ``vectors`` (scipy's vectorized layout) in one batch call."""
+        assert self.refinement.batch is not None  # many() is used only when a batch is given
+        self.calls += vectors.shape[1]
+        ratios = self.refinement.batch(self.first, np.ascontiguousarray(vectors.T))
+        return np.array([_loss(float(r)) for r in ratios])
+
+    def one(self, vector: np.ndarray) -> float:
+        """Loss of one vector (+∞ in effect where ``build`` raises ``ValueError``)."""
+        if self.refinement.batch is not None:
+            return float(self.many(vector[:, None])[0])
+        self.calls += 1
+        try:
+            return _loss(self.objective(self.refinement.build(self.first, vector))[0])
+        except ValueError:
+            return 1e300
+
+
+def _evolve(
+    losses: _Losses,
+    candidates: Sequence[Any],
+    point: np.ndarray,
+    *,
+    evaluations: int,
+    seed: int,
+) -> tuple[np.ndarray, list[np.ndarray], int]:
+    """Differential evolution in the box ``bounds(first)`` from the candidates sharing the
+    first one's key, filled up with uniform draws; returns its best point, the best
+    :data:`FINALISTS` members of its final population and the budget left for polishing."""
+    refinement, first = losses.refinement, losses.first
+    assert refinement.bounds is not None  # _evolve is used only when bounds are given
+    key = refinement.key or (lambda case: None)
+    group = [refinement.vector(c) for c in candidates if key(c) == key(first)]
+    low, high = (np.asarray(b, dtype=np.float64) for b in refinement.bounds(first))
+    # at least 10 generations: a small budget shrinks the population, not the generations
+    size = max(len(group), min(POPULATION_PER_PARAMETER * point.size, evaluations // 10), 5)
+    rng = np.random.default_rng(seed)
+    fill = rng.uniform(low, high, size=(size - len(group), point.size))
+    population = np.clip(np.vstack([*group, fill]), low, high)
+    polish = max(2, evaluations // 10)
+    result = differential_evolution(
+        losses.one if refinement.batch is None else losses.many,
+        bounds=list(zip(low, high, strict=True)),
+        init=population,
+        maxiter=max(1, (evaluations - polish) // size - 1),
+        tol=0.0,
+        seed=seed,
+        polish=False,
+        vectorized=refinement.batch is not None,
+        updating="immediate" if refinement.batch is None else "deferred",
+    )
+    # the final population is part of the result from scipy 1.12 on (1.11 is allowed)
+    energies = getattr(result, "population_energies", np.zeros(0))
+    order = np.argsort(energies, kind="stable")[:FINALISTS]
+    return result.x, [result.population[i] for i in order], polish
+
+
+def _polish(losses: _Losses, point: np.ndarray, *, evaluations: int) -> np.ndarray:
+    """Nelder–Mead from ``point`` (initial simplex 5 % of its spread) with ``evaluations``."""
+    spread = float(np.ptp(point)) if point.size else 0.0
+    edge = 0.05 * spread if spread > 0 else 1.0
+    result = minimize(
+        losses.one,
+        point,
+        method="Nelder-Mead",
+        options={
+            "maxfev": evaluations,
+            "initial_simplex": np.vstack([point, point + edge * np.eye(point.size)]),
+            "xatol": 1e-10,
+            "fatol": 1e-12,
+            "adaptive": point.size > 4,
+        },
+    )
+    return np.asarray(result.x)
+
+
+def _best_exact(
+    losses: _Losses, ends: Sequence[np.ndarray]
+) -> tuple[float, Mapping[str, Any] | None]:
+    """The largest objective ratio (nan wins) and its description over the exact forms of the
+    ``ends`` (−∞ and None when none can be built)."""
+    refinement = losses.refinement
+    best: tuple[float, Mapping[str, Any] | None] = (-math.inf, None)
+    for end in ends:
+        try:
+            exact = refinement.exact(refinement.build(losses.first, end))
+        except ValueError:
+            continue
+        ratio, description = losses.objective(exact)
+        losses.calls += 1
+        if ratio > best[0] or math.isnan(ratio):
+            best = (ratio, description)
+    return best
+
+
 def refine(
     objective: Objective,
     candidates: Sequence[Any],
@@ -110,76 +213,16 @@ def refine(
     if not candidates:
         return -math.inf, None, 0
     first = candidates[0]
-    spent = {"calls": 0}
-
-    def many(vectors: np.ndarray) -> np.ndarray:  # scipy's vectorized layout: (p, S)
-        assert refinement.batch is not None  # many() is used only when a batch is given
-        spent["calls"] += vectors.shape[1]
-        ratios = refinement.batch(first, np.ascontiguousarray(vectors.T))
-        return np.array([_loss(float(r)) for r in ratios])
-
-    def one(vector: np.ndarray) -> float:
-        if refinement.batch is not None:
-            return float(many(vector[:, None])[0])
-        spent["calls"] += 1
-        try:
-            return _loss(objective(refinement.build(first, vector))[0])
-        except ValueError:
-            return 1e300
-
+    losses = _Losses(objective, first, refinement)
     cost = refinement.cost(first) if callable(refinement.cost) else refinement.cost
     evaluations = max(2, int(evaluations / max(1.0, cost)))
     point = np.asarray(refinement.vector(first), dtype=np.float64)
     polish = evaluations
     finalists: list[np.ndarray] = []
     if refinement.bounds is not None:
-        key = refinement.key or (lambda case: None)
-        group = [refinement.vector(c) for c in candidates if key(c) == key(first)]
-        low, high = (np.asarray(b, dtype=np.float64) for b in refinement.bounds(first))
-        # at least 10 generations: a small budget shrinks the population, not the generations
-        size = max(len(group), min(POPULATION_PER_PARAMETER * point.size, evaluations // 10), 5)
-        rng = np.random.default_rng(seed)
-        fill = rng.uniform(low, high, size=(size - len(group), point.size))
-        population = np.clip(np.vstack([*group, fill]), low, high)
-        polish = max(2, evaluations // 10)
-        result = differential_evolution(
-            one if refinement.batch is None else many,
-            bounds=list(zip(low, high, strict=True)),
-            init=population,
-            maxiter=max(1, (evaluations - polish) // size - 1),
-            tol=0.0,
-            seed=seed,
-            polish=False,
-            vectorized=refinement.batch is not None,
-            updating="immediate" if refinement.batch is None else "deferred",
+        point, finalists, polish = _evolve(
+            losses, candidates, point, evaluations=evaluations, seed=seed
         )
-        point = result.x
-        # the final population is part of the result from scipy 1.12 on (1.11 is allowed)
-        energies = getattr(result, "population_energies", np.zeros(0))
-        order = np.argsort(energies, kind="stable")[:FINALISTS]
-        finalists = [result.population[i] for i in order]
-    spread = float(np.ptp(point)) if point.size else 0.0
-    edge = 0.05 * spread if spread > 0 else 1.0
-    result = minimize(
-        one,
-        point,
-        method="Nelder-Mead",
-        options={
-            "maxfev": polish,
-            "initial_simplex": np.vstack([point, point + edge * np.eye(point.size)]),
-            "xatol": 1e-10,
-            "fatol": 1e-12,
-            "adaptive": point.size > 4,
-        },
-    )
-    best: tuple[float, Mapping[str, Any] | None] = (-math.inf, None)
-    for end in [result.x, point, *finalists]:
-        try:
-            exact = refinement.exact(refinement.build(first, end))
-        except ValueError:
-            continue
-        ratio, description = objective(exact)
-        spent["calls"] += 1
-        if ratio > best[0] or math.isnan(ratio):
-            best = (ratio, description)
-    return best[0], best[1], spent["calls"]
+    polished = _polish(losses, point, evaluations=polish)
+    ratio, description = _best_exact(losses, [polished, point, *finalists])
+    return ratio, description, losses.calls
