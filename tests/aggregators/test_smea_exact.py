@@ -9,9 +9,8 @@ import pytest
 import torch
 
 from trilemma import attacks
-from trilemma.aggregators import SMEA, spectral
-from trilemma.aggregators._subsets import colex_rank, removal_level
-from trilemma.aggregators.spectral import _count_above, _next_copies
+from trilemma.aggregators import SMEA, _subsets
+from trilemma.aggregators._subsets import colex_rank, count_above, next_copies, removal_level
 
 CPU = torch.device("cpu")
 
@@ -58,7 +57,7 @@ def inputs(kind, n, f, d, rng):
 @pytest.fixture(params=["search", "every set"])
 def path(request, monkeypatch):
     """Run SMEA through its branch and bound, or through the evaluation of every set."""
-    monkeypatch.setattr(spectral, "_BRUTE_FORCE", 0 if request.param == "search" else 10**9)
+    monkeypatch.setattr(_subsets, "_BRUTE_FORCE", 0 if request.param == "search" else 10**9)
     return request.param
 
 
@@ -171,7 +170,7 @@ def test_count_above_equals_counting_eigenvalues():
     gram_t = torch.tensor(np.array(gram))
     for m in range(2, 12):
         pick = [i for i, row in enumerate(kept) if (row >= 0).sum() == m]
-        counts = _count_above(
+        counts = count_above(
             gram_t,
             torch.tensor([trials[i] for i in pick]),
             torch.tensor(np.array([kept[i][:m] for i in pick])),
@@ -189,7 +188,7 @@ def test_next_copies_are_exact_copies():
     clean = torch.nan_to_num(x, nan=0.0)[0]
     gram = (clean @ clean.T).unsqueeze(0)
     # 0 → 2 → 4 are copies; 3 differs by 1e-12 (a near copy is no copy); NaN rows have none
-    assert _next_copies(x, gram, garbage).tolist() == [[2, 6, 4, 6, 6, 6]]
+    assert next_copies(x, gram, garbage).tolist() == [[2, 6, 4, 6, 6, 6]]
 
 
 def test_copies_change_nothing_but_the_work():
@@ -203,3 +202,14 @@ def test_copies_change_nothing_but_the_work():
     np.testing.assert_allclose(exact, nearby, atol=1e-7)
     for trial in range(len(x)):
         assert_exact(x[trial], 4, exact[trial])
+
+
+def test_more_rows_than_the_bitmasks_hold(path):
+    # n > 62: the pair and copy filters are off, the search stays exact
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(2, 64, 3))
+    x[:, 60:] = x[:, :1]  # copies, which the search then does not merge
+    x[:, 1] += 8.0
+    out = SMEA(f=2)(torch.from_numpy(x)).numpy()
+    for trial in range(len(x)):
+        assert_exact(x[trial], 2, out[trial])
