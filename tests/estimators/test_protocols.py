@@ -17,6 +17,7 @@ from trilemma.estimators import (
     marginal_records,
     product_biases,
     run_sweep,
+    subset_statistics,
     summarize,
     upper_bound,
 )
@@ -491,3 +492,19 @@ def test_acceptance_separation_at_fifteen_workers():
         assert table[(f, 256)] > table[(f, 16)], table
     assert table[(1, 256)] < table[(2, 256)] < table[(3, 256)], table
     assert table[(3, 256)] >= 3.0, table
+
+
+def test_subset_statistics_against_numpy_and_without_the_eigenvalue():
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn((3, 7, 5), generator=g, dtype=torch.float64)
+    spread, top, offset = subset_statistics(x, 4)
+    for b in range(3):
+        subset = x[b, :4].numpy()
+        covariance = np.cov(subset, rowvar=False, bias=True)  # Σ_S with divisor |S|
+        assert spread[b] == pytest.approx(np.trace(covariance), rel=1e-12)
+        assert top[b] == pytest.approx(np.linalg.eigvalsh(covariance)[-1], rel=1e-10)
+        gap = subset.mean(axis=0) - x[b].numpy().mean(axis=0)
+        assert offset[b] == pytest.approx(gap @ gap, rel=1e-12)
+    same_spread, no_top, same_offset = subset_statistics(x, 4, top=False)
+    assert torch.equal(same_spread, spread) and torch.equal(same_offset, offset)
+    assert bool(no_top.isnan().all())

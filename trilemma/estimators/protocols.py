@@ -91,7 +91,7 @@ class Estimate:
 
 
 def subset_statistics(
-    averages: torch.Tensor, size: int
+    averages: torch.Tensor, size: int, *, top: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Noise-free data terms of the upper bounds for S = the first ``size`` workers.
 
@@ -101,6 +101,9 @@ def subset_statistics(
         Worker averages x_i, ``(..., h, d)``, h ≥ ``size``.
     size : int
         |S| = n − f.
+    top : bool
+        Compute λ_max(Σ_S) (an eigenvalue per batch element); ``False`` returns NaN in its place
+        (the naive bounds need only the trace).
 
     Returns
     -------
@@ -113,10 +116,12 @@ def subset_statistics(
     subset = averages[..., :size, :]
     centred = subset - subset.mean(dim=-2, keepdim=True)
     spread = centred.square().sum(dim=(-2, -1)) / size
-    # λ_max of CᵀC/|S| equals that of the |S| × |S| Gram matrix CCᵀ/|S|
-    top = torch.linalg.eigvalsh(centred @ centred.mT / size)[..., -1].clamp(min=0.0)
     offset = (subset.mean(dim=-2) - averages.mean(dim=-2)).square().sum(dim=-1)
-    return spread, top, offset
+    if not top:
+        return spread, torch.full_like(spread, torch.nan), offset
+    # λ_max of CᵀC/|S| equals that of the |S| × |S| Gram matrix CCᵀ/|S|
+    eigenvalue = torch.linalg.eigvalsh(centred @ centred.mT / size)[..., -1].clamp(min=0.0)
+    return spread, eigenvalue, offset
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -149,7 +149,8 @@ def upper_bound(
         return np.broadcast_to(value, batch).copy()
     if kind == "none" or not isinstance(p.rule, str):  # a callable rule is "none"
         return np.full(batch, np.nan)
-    spread, top, offset = (t.double().cpu().numpy() for t in subset_statistics(averages, p.n - p.f))
+    statistics = subset_statistics(averages, p.n - p.f, top=p.rule == "smea")
+    spread, top, offset = (t.double().cpu().numpy() for t in statistics)
     if p.rule == "smea":
         return bounds.smea_upper_bound(
             d=d,
