@@ -20,7 +20,7 @@ The loop consumes the random numbers in the runner's order (batch keys, local no
 from one generator with the same seed), so both reach the same θ_T: the table reports the
 largest |θ_T − θ_T(trilemma)|. float64 on the CPU (``--device cuda``: both sides on the GPU);
 rates are rounds per second over the best of ``--repeats`` interleaved runs after one untimed
-warm-up run of each side (see ``benchmarks/_harness.py``); ``--quick`` runs 5 rounds, best of 1.
+warm-up run of each side (see ``benchmarks/_harness.py``); ``--quick`` runs 20 rounds, best of 1.
 
 Floor: the random numbers a round must draw whatever the implementation — n·m batch keys,
 n·P local Gaussians and one P-vector secret per edge — drawn by torch on the same device and
@@ -326,16 +326,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         __doc__,
         repeats=3,
         quick_repeats=1,
-        quick="5 rounds, best of 1",
+        quick="20 rounds, best of 1",
     )
-    parser.add_argument("--steps", type=int, help="rounds T (default 50; quick 5)")
+    parser.add_argument("--steps", type=int, help="rounds T (default 50; quick 20)")
     parser.add_argument("--seeds", type=int, default=16, help="S of the batched run (16)")
     parser.add_argument("--nodes", default="16,256", help="comma-separated subset of 16,256")
     parser.add_argument("--decor", metavar="PATH", help="directory holding DECOR's worker.py")
     args = harness.parse(parser, argv)
     if args.decor and not os.path.isfile(os.path.join(args.decor, "worker.py")):
         parser.error(f"--decor {args.decor!r} has no worker.py")
-    steps = args.steps or (5 if args.quick else 50)
+    steps = args.steps or (20 if args.quick else 50)
     sizes = [int(v) for v in args.nodes.split(",")]
     if steps < 1 or args.seeds < 1 or not set(sizes) <= set(GRAPHS):
         parser.error("--steps and --seeds must be ≥ 1 and --nodes a subset of 16,256")

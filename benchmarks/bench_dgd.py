@@ -48,7 +48,7 @@ Everything is float32 (byzfl's torch aggregators and attacks cast their input to
 the CPU (``--device cuda``: every implementation, byzfl's clients and server included, on the
 GPU). Rates are steps per second: steps over the best of ``--repeats`` interleaved
 ``time.perf_counter`` runs, after one untimed warm-up run of every implementation (see
-``benchmarks/_harness.py``). ``--quick`` runs 20 steps, best of 1. Correctness: the final loss
+``benchmarks/_harness.py``). ``--quick`` runs 50 steps, best of 1. Correctness: the final loss
 L_H(θ_T) of each implementation (for byzfl, the mean of the losses its clients report at θ_T)
 and max |θ_T − θ_T(trilemma)| over the parameters (for the S-start run, row 0; for the floor,
 which runs the plain mean, no comparison).
@@ -487,9 +487,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         __doc__,
         repeats=3,
         quick_repeats=1,
-        quick="20 steps, best of 1",
+        quick="50 steps, best of 1",
     )
-    parser.add_argument("--steps", type=int, help="T (default 200; quick 20)")
+    parser.add_argument("--steps", type=int, help="T (default 200; quick 50)")
     parser.add_argument("--starts", type=int, default=16, help="S of the batched run (16)")
     parser.add_argument("--lr", type=float, default=0.5, help="step size γ (default 0.5)")
     parser.add_argument("--per-worker", type=int, default=100, help="examples per worker (100)")
@@ -498,7 +498,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--attacks", help=f"comma-separated subset of {','.join(ATTACK_KEYS)}")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
     args = harness.parse(parser, argv)
-    steps = args.steps or (20 if args.quick else 200)
+    steps = args.steps or (50 if args.quick else 200)
     if steps < 1 or args.starts < 2 or args.lr <= 0 or args.per_worker < 1:
         parser.error("--steps and --per-worker must be ≥ 1, --starts ≥ 2 and --lr > 0")
     rules = harness.choices(args.rules, RULE_KEYS, "--rules", parser)
