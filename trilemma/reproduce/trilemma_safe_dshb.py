@@ -103,18 +103,37 @@ def _task(seed: int) -> tuple[dgd.SoftmaxRegression, torch.Tensor, torch.Tensor]
     return problem, torch.tensor(test.features), torch.tensor(test.labels)
 
 
-def _accuracies(
+def _privacy(epsilon: float, steps: int, batch: int) -> tuple[float, float]:
+    """Noise std s meeting ε (0 for ε = ∞) and the ε the accountant gives back for s."""
+    if math.isinf(epsilon):
+        return 0.0, math.inf
+    noise = _noise_std(epsilon, steps, batch)
+    achieved = worker_epsilon(
+        noise_std=noise,
+        delta=_DELTA,
+        steps=steps,
+        local_size=_PER_WORKER,
+        clip=_CLIP,
+        batch_size=batch,
+    )
+    return noise, achieved
+
+
+def _series_row(
     problem: dgd.SoftmaxRegression,
     test: tuple[torch.Tensor, torch.Tensor],
     *,
     label: str,
-    noise: float,
+    epsilon: float,
+    privacy: tuple[float, float],
     steps: int,
     batch: int,
     theta0: torch.Tensor,
     seed: int,
-) -> tuple[np.ndarray, float]:
-    """Final test accuracy of each trial of one series (0 for a diverged run), and mean κ̂."""
+) -> dict[str, Any]:
+    """One series at one ε with ``privacy`` = (noise std, accounted ε): final test accuracy
+    over the trials (0 for a diverged run)."""
+    noise, achieved = privacy
     rule, f = _SERIES[label]
     run = dgd.robust_dgd(
         problem,
@@ -132,7 +151,24 @@ def _accuracies(
     )
     accuracy = problem.accuracy(run.theta, *test).double().numpy()
     accuracy = np.where(np.isfinite(run.theta.numpy()).all(axis=-1), accuracy, 0.0)
-    return accuracy, float(run.kappa_hat.mean())
+    return {
+        "series": label,
+        "rule": rule,
+        "f": f,
+        "n": _HONEST + f,
+        "attack": _ATTACK if f else "none",
+        "epsilon": epsilon,
+        "noise_std": noise,
+        "epsilon_accounted": achieved,
+        "batch_size": batch,
+        "steps": steps,
+        "trials": len(theta0),
+        "accuracy_mean": float(accuracy.mean()),
+        "accuracy_ci95": mean_interval(accuracy),
+        "accuracy_min": float(accuracy.min()),
+        "accuracy_max": float(accuracy.max()),
+        "kappa_hat_mean": float(run.kappa_hat.mean()),
+    }
 
 
 def _safe_dshb(settings: Settings) -> FigureData:
@@ -151,53 +187,22 @@ def _safe_dshb(settings: Settings) -> FigureData:
         full=tuple(_SERIES),
     )
     theta0 = torch.zeros(trials, problem.dimension, dtype=torch.float64)
-    rows: list[dict[str, Any]] = []
-    for epsilon in epsilons:
-        noise = 0.0 if math.isinf(epsilon) else _noise_std(epsilon, steps, batch)
-        achieved = (
-            math.inf
-            if noise == 0
-            else worker_epsilon(
-                noise_std=noise,
-                delta=_DELTA,
-                steps=steps,
-                local_size=_PER_WORKER,
-                clip=_CLIP,
-                batch_size=batch,
-            )
+    privacy = {epsilon: _privacy(epsilon, steps, batch) for epsilon in epsilons}
+    rows = [
+        _series_row(
+            problem,
+            (test_x, test_y),
+            label=label,
+            epsilon=epsilon,
+            privacy=privacy[epsilon],
+            steps=steps,
+            batch=batch,
+            theta0=theta0,
+            seed=settings.seed,
         )
-        for label in series:
-            accuracy, kappa_hat = _accuracies(
-                problem,
-                (test_x, test_y),
-                label=label,
-                noise=noise,
-                steps=steps,
-                batch=batch,
-                theta0=theta0,
-                seed=settings.seed,
-            )
-            rule, f = _SERIES[label]
-            rows.append(
-                {
-                    "series": label,
-                    "rule": rule,
-                    "f": f,
-                    "n": _HONEST + f,
-                    "attack": _ATTACK if f else "none",
-                    "epsilon": epsilon,
-                    "noise_std": noise,
-                    "epsilon_accounted": achieved,
-                    "batch_size": batch,
-                    "steps": steps,
-                    "trials": trials,
-                    "accuracy_mean": float(accuracy.mean()),
-                    "accuracy_ci95": mean_interval(accuracy),
-                    "accuracy_min": float(accuracy.min()),
-                    "accuracy_max": float(accuracy.max()),
-                    "kappa_hat_mean": kappa_hat,
-                }
-            )
+        for epsilon in epsilons
+        for label in series
+    ]
     return FigureData(
         rows=rows,
         parameters={
