@@ -16,6 +16,7 @@ from trilemma.estimators import (
     bound_holds,
     bound_kind,
     mean_interval,
+    montecarlo,
     run_sweep,
     summarize,
     upper_bound,
@@ -155,6 +156,14 @@ def test_chunking_keeps_statistics():
     assert chunked["trials"] == 3000
     gap = abs(whole["error_mean"] - chunked["error_mean"])
     assert gap <= 4 * math.hypot(whole["error_std"], chunked["error_std"]) / math.sqrt(3000)
+
+
+def test_default_chunk_size_follows_the_device(monkeypatch):
+    point = small_points()[0]
+    monkeypatch.setattr(montecarlo, "_CPU_ELEMENTS", 60)  # a few trials per chunk on the CPU
+    default = run_sweep([point], trials=40, seed=3)
+    assert default == run_sweep([point], trials=40, seed=3, max_elements=60)
+    assert default != run_sweep([point], trials=40, seed=3, max_elements=2**24)
 
 
 def test_run_sweep_validation():

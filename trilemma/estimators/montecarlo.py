@@ -12,7 +12,8 @@ defined in :mod:`trilemma.estimators.sweep` (:func:`~trilemma.estimators.upper_b
 confidence interval.
 
 Determinism: group k of a sweep draws from ``torch.Generator().manual_seed(seed + k)`` (CPU), so
-the same points, trials, seed and ``max_elements`` give the same numbers on every CPU run.
+the same points, trials, seed and ``max_elements`` give the same numbers on every CPU run (the
+default ``max_elements`` is 2¹⁸ on the CPU, 2²⁴ on other devices).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from trilemma.estimators.data import (
 from trilemma.estimators.sweep import SweepPoint, bound_kind, upper_bound
 
 __all__ = ["run_sweep"]
+
+_CPU_ELEMENTS, _DEVICE_ELEMENTS = 2**18, 2**24  # default max_elements (see run_sweep)
 
 
 def _averages(
@@ -88,7 +91,7 @@ def run_sweep(
     seed: int = 0,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float64,
-    max_elements: int = 2**24,
+    max_elements: int | None = None,
     progress: bool | Callable[[int], None] = False,
 ) -> list[dict[str, Any]]:
     """Run every point ``trials`` times; one record per (point, trial).
@@ -104,8 +107,10 @@ def run_sweep(
         Where the estimation runs (``"cuda"`` for a GPU); the noise is drawn on the CPU.
     dtype : torch.dtype
         Floating dtype of the computation.
-    max_elements : int
-        Largest number of record entries held at once (trials are chunked to fit).
+    max_elements : int, optional
+        Largest number of record entries held at once (trials are chunked to fit). Default:
+        2¹⁸ on the CPU (tensors of ~2 MiB in float64 stay in cache: 15–45 % more trials/s than
+        2²⁴ at d = 64, n = 10, measured on 2 loaded cores), 2²⁴ on other devices.
     progress : bool or callable
         ``True`` shows a progress bar (tqdm) over the estimated trials; a callable receives the
         number of trials done after each chunk.
@@ -133,8 +138,10 @@ def run_sweep(
     points = list(points)
     trials = check_int("trials", trials, low=1)
     seed = check_int("seed", seed)
-    max_elements = check_int("max_elements", max_elements, low=1)
     device = torch.device(device)
+    if max_elements is None:
+        max_elements = _CPU_ELEMENTS if device.type == "cpu" else _DEVICE_ELEMENTS
+    max_elements = check_int("max_elements", max_elements, low=1)
     if not dtype.is_floating_point:
         raise TypeError(f"dtype must be a floating dtype, got {dtype}")
     for point in points:
