@@ -137,7 +137,7 @@ def sub_ranks(n: int, f: int, j: int, device: torch.device) -> torch.Tensor:
 #: m ε ‖C‖ ≈ 1e-14 ‖C‖, so a margin of 1e-9 never lets rounding discard the optimum.
 _MARGIN = 1e-9
 #: Rounds of 1-swap local search that polish the incumbent (each: k·f inertia tests).
-_SWAP_ROUNDS = 3
+_SWAP_ROUNDS = 1
 #: Gram entries gathered per batched factorisation, and removal-set flags per batch chunk.
 _BLOCK_ELEMENTS = 1 << 21
 FLAG_ELEMENTS = 1 << 24
