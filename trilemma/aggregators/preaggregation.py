@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from trilemma._validation import check_int, check_real
-from trilemma.aggregators._base import PreAggregator
+from trilemma.aggregators._base import PreAggregator, fresh_tensor
 from trilemma.aggregators._garbage import (
     garbage_rows,
     norms_and_garbage,
@@ -55,7 +55,7 @@ class NNM(PreAggregator):
         mixing.scatter_(-1, nearest, 1.0 / (n - self.f))
         clean = zero_garbage(x, garbage)
         # the (n, n) × (n, d) product in column blocks: 1.8× faster than one call at d = 1e6
-        mixed = torch.empty(clean.shape, dtype=x.dtype, device=x.device)
+        mixed = fresh_tensor(clean.shape, like=x)
         step = d if x.device.type != "cpu" else _MIXING_COLUMNS
         for start in range(0, d, step):
             columns = slice(start, start + step)
@@ -98,7 +98,7 @@ class Bucketing(PreAggregator):
         bucket_of = torch.empty_like(order).scatter_(-1, order, labels)
         offsets = buckets * torch.arange(bucket_of[..., 0].numel(), device=x.device)
         target = (bucket_of.reshape(-1, n) + offsets.unsqueeze(-1)).reshape(-1)
-        sums = torch.zeros((offsets.numel() * buckets, d), dtype=x.dtype, device=x.device)
+        sums = fresh_tensor((offsets.numel() * buckets, d), like=x).zero_()
         sums.index_add_(0, target, x.reshape(-1, d))
         counts = torch.full((buckets,), float(self.s), dtype=x.dtype, device=x.device)
         counts[-1] = n - self.s * (buckets - 1)
@@ -146,7 +146,8 @@ def _clip_rows(
                 else:
                     flat[row].mul_(scale[row])
             return x
-    clipped = x.mul_(factor.unsqueeze(-1)) if inplace else x * factor.unsqueeze(-1)
+    scale = factor.unsqueeze(-1)
+    clipped = x.mul_(scale) if inplace else torch.mul(x, scale, out=fresh_tensor(x.shape, x))
     if bool(garbage.any()):  # inf · 0 is NaN: zero those rows explicitly
         clipped.masked_fill_(garbage.unsqueeze(-1), 0.0)
     return clipped
