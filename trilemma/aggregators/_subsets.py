@@ -344,42 +344,55 @@ def _leaf_values(
     top_all = _spectra(gram, trials, torch.arange(n, device=device).expand(size, n))[:, -1]
     limit = value + _MARGIN * top_all.abs()
     dirt = garbage.sum(dim=-1, keepdim=True)
+    dirty = bool(dirt.any())
     leaves_removed, leaves_kept, _ = removal_level(n, f, device)
     # leaves still possible: finite (every garbage row removed), no far pair, canonical
-    possible = dirt == garbage[:, leaves_removed].sum(dim=-1)
+    possible = torch.ones((size, leaves_removed.shape[0]), dtype=torch.bool, device=device)
+    if dirty:
+        possible &= dirt == garbage[:, leaves_removed].sum(dim=-1)
     copies = n <= _BITS and bool((next_copy < n).any())
     if n <= _BITS:
         possible &= _pair_feasible(gram, garbage, leaves_kept, limit)
-    alive = canonical = torch.ones((size, 1), dtype=torch.bool, device=device)
-    # eigenvalues above the limit, per tested node (n: not tested); the root is tested
+    # per node of the previous level: alive, or not canonical (then it stands for a canonical
+    # twin that is also a subset of the same leaves, and is skipped)
+    passed = torch.ones((size, 1), dtype=torch.bool, device=device)
+    # eigenvalues above the limit per node (n: unknown); the root is tested
     counts = count_above(gram, trials, torch.arange(n, device=device).expand(size, n), limit)
     counts = counts.masked_fill(dirt.squeeze(-1) > 0, n).unsqueeze(-1)
+    trial = node = torch.zeros(0, dtype=torch.long, device=device)
     for j in range(1, f + 1):
         removed, kept, parents = removal_level(n, j, device)
-        # a (j − 1)-subset that is not canonical stands for a canonical one the leaf also has
-        possible &= (alive | ~canonical)[:, sub_ranks(n, f, j - 1, device)].all(dim=-1)
-        canonical = (
-            _canonical(next_copy, removed)
-            if copies
-            else torch.ones_like(alive[:, :1]).expand(size, removed.shape[0])
-        )
+        if j > 1:
+            owner, leaf = possible.nonzero(as_tuple=True)
+            blocked = ~passed[owner.unsqueeze(-1), sub_ranks(n, f, j - 1, device)[leaf]].all(-1)
+            possible[owner[blocked], leaf[blocked]] = False
         if j < f:  # the j-subsets of the possible leaves
             owner, leaf = possible.nonzero(as_tuple=True)
             candidate = torch.zeros((size, removed.shape[0]), dtype=torch.bool, device=device)
             candidate[owner.unsqueeze(-1), sub_ranks(n, f, j, device)[leaf]] = True
-            candidate &= canonical
         else:
-            candidate = possible & canonical
-        inside = dirt - garbage[:, removed].sum(dim=-1)  # garbage rows the node still keeps
+            candidate = possible
+        canonical = _canonical(next_copy, removed) if copies else None
+        if canonical is not None:
+            candidate = candidate & canonical
+        trial, node = candidate.nonzero(as_tuple=True)
         # λ_i(T_A) ≤ λ_i(T_P) for a parent P (the r = 0 case), so a node has at most as many
         # eigenvalues above the limit as any of its parents: those with few need no test
-        counts = torch.where(candidate, counts[:, parents].amin(dim=-1), n)
-        trial, node = (candidate & (inside == 0) & (counts > f - j)).nonzero(as_tuple=True)
-        counts[trial, node] = count_above(gram, trial, kept[node], limit[trial])
-        # alive iff λ_{f−j+1}(T) ≤ limit, i.e. at most f − j eigenvalues above it
-        alive = candidate & ((counts <= f - j) | (inside > 0))
-    trial, node = alive.nonzero(as_tuple=True)
-    values = torch.full(alive.shape, torch.inf, dtype=gram.dtype, device=device)
+        count = counts[trial.unsqueeze(-1), parents[node]].amin(dim=-1)
+        inside = torch.zeros_like(count)  # garbage rows the node still keeps
+        if dirty:
+            inside = dirt[trial, 0] - garbage[trial.unsqueeze(-1), removed[node]].sum(dim=-1)
+        test = (inside == 0) & (count > f - j)
+        count[test] = count_above(gram, trial[test], kept[node[test]], limit[trial[test]])
+        count = count.masked_fill(inside > 0, n)
+        # alive iff λ_{f−j+1}(T) ≤ limit (at most f − j eigenvalues above it), or untestable
+        fits = (count <= f - j) | (inside > 0)
+        trial, node = trial[fits], node[fits]
+        counts = torch.full(candidate.shape, n, dtype=count.dtype, device=device)
+        counts[trial, node] = count[fits]
+        passed = ~canonical if canonical is not None else torch.zeros_like(candidate)
+        passed[trial, node] = True
+    values = torch.full(possible.shape, torch.inf, dtype=gram.dtype, device=device)
     values[trial, node] = _spectra(gram, trial, leaves_kept[node])[:, -1]
     incumbent = colex_rank(_complement(kept_best, n), n).unsqueeze(-1)
     return values.scatter_reduce(1, incumbent, value.unsqueeze(-1), "amin")
