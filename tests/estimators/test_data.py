@@ -11,9 +11,9 @@ from sklearn.preprocessing import StandardScaler, normalize
 
 from trilemma.estimators import (
     DATASETS,
+    _binomial,
     ball_records,
     check_records,
-    data,
     dataset_records,
     load_dataset,
     marginal_averages,
@@ -178,7 +178,7 @@ def test_marginal_averages_do_not_depend_on_the_walk_storage(monkeypatch):
     # a walk longer than its storage resumes with twice the storage: same draws
     biases = product_biases(d=6, batch_shape=50, generator=torch.Generator().manual_seed(4))
     expected = marginal_averages(biases, n=5, m=400, generator=torch.Generator().manual_seed(6))
-    monkeypatch.setattr(data, "_walk_capacity", lambda m: 1)
+    monkeypatch.setattr(_binomial, "_walk_capacity", lambda m: 1)
     again = marginal_averages(biases, n=5, m=400, generator=torch.Generator().manual_seed(6))
     assert torch.equal(again, expected)
 
