@@ -13,6 +13,7 @@ import numba
 import numpy as np
 import torch
 
+from trilemma.aggregators._base import fresh_tensor
 from trilemma.aggregators._sorted import numba_threads
 
 __all__ = [
@@ -70,7 +71,7 @@ def anchored_gram(
     gram = torch.zeros((flat.shape[0], n, n), dtype=x.dtype, device=x.device)
     # one buffer for every centred block: a fresh 8 MiB tensor per block costs page faults
     # (measured: the subtractions then take as long as the products)
-    buffer = torch.empty(min(per, flat.shape[0]) * n * min(step, d), dtype=x.dtype, device=x.device)
+    buffer = fresh_tensor((min(per, flat.shape[0]) * n * min(step, d),), like=x)
     for first in range(0, flat.shape[0], per):
         rows = slice(first, first + per)
         for start in range(0, d, step):
@@ -109,7 +110,7 @@ def _pass_kernel(x, coef, alpha, v, distances, zero, z, partial):  # pragma: no 
         start = block * _COLUMNS
         stop = min(start + _COLUMNS, d)
         # row slices, not x[b, i, j] indexing: only then does LLVM vectorise the inner loops
-        acc = np.empty(stop - start, np.float64)
+        acc = np.empty(stop - start, np.float64)  # CC's α v + Σ c_i x_i nearly cancels
         start_values = v[b, start:stop]
         for j in range(acc.size):
             acc[j] = alpha[b] * start_values[j]
@@ -159,7 +160,8 @@ def affine_pass(
     flat = x.detach().reshape(-1, n, d).contiguous().numpy()
     size = flat.shape[0]
     blocks = -(-d // _COLUMNS)
-    out = np.empty((size, d), dtype=flat.dtype)
+    z = fresh_tensor((size, d), like=x)
+    out = z.numpy()
     partial = np.zeros((size, blocks if distances else 0, n), dtype=np.float64)
     with numba_threads(flat.size):
         _pass_kernel(
@@ -172,7 +174,7 @@ def affine_pass(
             out,
             partial,
         )
-    z = torch.from_numpy(out).reshape(*batch, d)
+    z = z.reshape(*batch, d)
     if not distances:
         return z, None
     return z, torch.from_numpy(partial.sum(axis=1)).reshape(*batch, n)
