@@ -156,7 +156,8 @@ def _top_eigenpair(
         vector = vector / torch.linalg.vector_norm(vector, dim=-1, keepdim=True).clamp_min(
             torch.finfo(matrix.dtype).tiny
         )
-        vector = torch.cholesky_solve(vector.unsqueeze(-1), factor).squeeze(-1)
+        half = torch.linalg.solve_triangular(factor, vector.unsqueeze(-1), upper=False)
+        vector = torch.linalg.solve_triangular(factor.mT, half, upper=True).squeeze(-1)
     vector = vector / torch.linalg.vector_norm(vector, dim=-1, keepdim=True)
     image = (matrix @ vector.unsqueeze(-1)).squeeze(-1)
     rayleigh = (image * vector).sum(dim=-1, keepdim=True)
