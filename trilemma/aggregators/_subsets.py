@@ -187,13 +187,16 @@ def count_above(
     """How many eigenvalues of J G_S J exceed ``sigma`` ``(N,)``, for each set S of
     :func:`_spectra`, without an eigensolver.
 
-    The bordered matrix M = [[G_S − σI, s1], [s1ᵀ, 0]] (any s > 0) has one positive eigenvalue
-    more than the compression of G_S − σI to 1^⊥ (inertia of a bordered matrix, Haynsworth;
-    see Maddocks, SIAM J. Matrix Anal. Appl. 9, 1988, Thm 3.1) [R], and that compression has
-    the eigenvalues λ_i − σ of J G_S J on 1^⊥ [D]. The inertia of M comes from its
-    Bunch–Kaufman LDLᵀ factorisation (Sylvester's law of inertia): a 1 × 1 pivot counts by its
-    sign and a 2 × 2 pivot has a negative determinant, so exactly one positive eigenvalue
-    (Bunch & Kaufman, Math. Comp. 31, 1977) [R]. The factorisation is backward stable.
+    Let A = G_S − σI, u = 1/√m, Z an orthonormal basis of 1^⊥ and M = [[A, s1], [s1ᵀ, 0]]
+    (any s > 0). In the basis (Z, u, e) M reads [[ZᵀAZ, ZᵀAu, 0], [uᵀAZ, uᵀAu, c],
+    [0, c, 0]] with c = s√m ≠ 0; the trailing 2 × 2 block has inertia (1, 1, 0) and its Schur
+    complement is ZᵀAZ (the coupling [ZᵀAu, 0] meets a zero entry of the block's inverse), so
+    Haynsworth's additivity (Haynsworth & Ostrowski, Linear Algebra Appl. 1, 1968, eq. 3) [R]
+    gives In M = In ZᵀAZ + (1, 1, 0) [D], and ZᵀAZ has the eigenvalues λ_i − σ of J G_S J on
+    1^⊥. The inertia of M comes from its Bunch–Kaufman LDLᵀ factorisation (Sylvester's law of
+    inertia): a 1 × 1 pivot counts by its sign and a 2 × 2 pivot has a negative determinant,
+    so exactly one positive eigenvalue (Bunch & Kaufman, Math. Comp. 31, 1977) [R]. The
+    factorisation is backward stable.
     """
     m = kept.shape[-1]
 
