@@ -114,12 +114,26 @@ def _pass_kernel(x, coef, alpha, v, distances, zero, z, partial):  # pragma: no 
         start_values = v[b, start:stop]
         for j in range(acc.size):
             acc[j] = alpha[b] * start_values[j]
+        # rows of weight 0 (garbage among them) are never read; the others four at a time,
+        # so that acc is loaded and stored once per four rows
+        used = np.empty(n, np.int64)
+        count = 0
         for i in range(n):
-            c = coef[b, i]
-            if c != 0.0:  # rows of weight 0 (garbage among them) are never read
-                row = x[b, i, start:stop]
-                for j in range(acc.size):
-                    acc[j] += c * row[j]
+            if coef[b, i] != 0.0:
+                used[count] = i
+                count += 1
+        quads = count - count % 4
+        for q in range(0, quads, 4):
+            i0, i1, i2, i3 = used[q], used[q + 1], used[q + 2], used[q + 3]
+            c0, c1, c2, c3 = coef[b, i0], coef[b, i1], coef[b, i2], coef[b, i3]
+            r0, r1 = x[b, i0, start:stop], x[b, i1, start:stop]
+            r2, r3 = x[b, i2, start:stop], x[b, i3, start:stop]
+            for j in range(acc.size):
+                acc[j] += (c0 * r0[j] + c1 * r1[j]) + (c2 * r2[j] + c3 * r3[j])
+        for q in range(quads, count):
+            c, row = coef[b, used[q]], x[b, used[q], start:stop]
+            for j in range(acc.size):
+                acc[j] += c * row[j]
         out = z[b, start:stop]
         for j in range(acc.size):
             out[j] = acc[j]
