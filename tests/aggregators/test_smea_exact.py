@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from trilemma import attacks
-from trilemma.aggregators import SMEA, _subsets
-from trilemma.aggregators._subsets import colex_rank, count_above, next_copies, removal_level
+from trilemma.aggregators import SMEA, _smea_search
+from trilemma.aggregators._smea_search import count_above, next_copies
+from trilemma.aggregators._subsets import colex_rank, removal_level
 
 CPU = torch.device("cpu")
 
@@ -57,7 +58,7 @@ def inputs(kind, n, f, d, rng):
 @pytest.fixture(params=["search", "every set"])
 def path(request, monkeypatch):
     """Run SMEA through its branch and bound, or through the evaluation of every set."""
-    monkeypatch.setattr(_subsets, "_BRUTE_FORCE", 0 if request.param == "search" else 10**9)
+    monkeypatch.setattr(_smea_search, "_BRUTE_FORCE", 0 if request.param == "search" else 10**9)
     return request.param
 
 

@@ -18,7 +18,7 @@ from trilemma.aggregators._garbage import (
     garbage_rows,
     zero_garbage,
 )
-from trilemma.aggregators._subsets import (
+from trilemma.aggregators._smea_search import (
     FLAG_ELEMENTS,
     next_copies,
     smallest_top_eigenvalue_sets,
@@ -64,7 +64,7 @@ class SMEA(Aggregator):
     vectors) and has all its canonical subsets of size < j alive. For j = 1, …, f the
     candidates are the canonical j-subsets of possible leaves, and a candidate A is alive iff
     λ_{f−j+1}(T_A) ≤ τ + margin, T_A the points A keeps (tested by the inertia of a bordered
-    LDLᵀ factorisation, ``_subsets.count_above``; a node needs no test when a parent has at
+    LDLᵀ factorisation, ``_smea_search.count_above``; a node needs no test when a parent has at
     most f − j eigenvalues above τ + margin, since λ_i(T_A) ≤ λ_i(T_P) by the r = 0 case); the
     alive leaves get eigvalsh, and the answer is the smallest of them and the incumbent. With few
     sets (batch × C(n, f) ≤ 2048) every set is evaluated instead.
