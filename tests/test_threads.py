@@ -87,6 +87,25 @@ def test_environment_defaults_keep_what_the_user_set() -> None:
     assert user == {"OMP_WAIT_POLICY": "ACTIVE"}
 
 
+def test_numba_follows_the_users_omp_num_threads() -> None:
+    environ = {"OMP_NUM_THREADS": "1"}
+    assert _threads.set_environment_defaults(environ)["NUMBA_NUM_THREADS"] == "1"
+    own = {"OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "2"}
+    assert "NUMBA_NUM_THREADS" not in _threads.set_environment_defaults(own)
+    assert own["NUMBA_NUM_THREADS"] == "2"
+
+
+@pytest.mark.skipif(_threads.usable_cores() < 2, reason="needs 2 cores to show a second thread")
+def test_a_numba_kernel_leaves_torchs_single_thread_alone() -> None:
+    # numba's omp layer sets its pool size in the libgomp torch shares (2 on 2 cores without
+    # the default above): torch would run the next operations with 2 threads.
+    code = (
+        "import trilemma, torch; from trilemma import aggregators; "
+        "aggregators.get('cwtm', f=2)(torch.randn(10, 1000)); print(torch.get_num_threads())"
+    )
+    assert _run(code, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS=None).strip() == "1"
+
+
 def test_importing_trilemma_sets_the_passive_policy_unless_the_user_did() -> None:
     code = "import os, trilemma; print(os.environ['OMP_WAIT_POLICY'])"
     assert _run(code, OMP_WAIT_POLICY=None).strip() == "PASSIVE"

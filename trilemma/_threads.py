@@ -93,7 +93,8 @@ def usable_cores(*, cgroup_root: Path = _CGROUP) -> int:
 
 
 def set_environment_defaults(environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
-    """Put :data:`ENVIRONMENT_DEFAULTS` into ``environ`` where the user has not set them.
+    """Put :data:`ENVIRONMENT_DEFAULTS` into ``environ`` where the user has not set them, and
+    ``NUMBA_NUM_THREADS`` = ``OMP_NUM_THREADS`` where the user set only the latter.
 
     Call it before torch or numba is imported: libgomp reads ``OMP_WAIT_POLICY`` once, when it is
     loaded.
@@ -110,6 +111,11 @@ def set_environment_defaults(environ: MutableMapping[str, str] | None = None) ->
     """
     target = os.environ if environ is None else environ
     added = {key: value for key, value in ENVIRONMENT_DEFAULTS.items() if key not in target}
+    # numba sizes its pool from the cores, not from OMP_NUM_THREADS, and its omp layer then
+    # sets that size in the libgomp torch shares: a user's OMP_NUM_THREADS=1 would become 2
+    # torch threads after the first numba kernel. Let numba follow the user's setting.
+    if "OMP_NUM_THREADS" in target and "NUMBA_NUM_THREADS" not in target:
+        added["NUMBA_NUM_THREADS"] = target["OMP_NUM_THREADS"]
     target.update(added)
     return added
 
