@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+from trilemma._validation import check_workers
+
 __all__ = ["nonnegative", "positive", "positive_integers", "unit_open", "worker_counts"]
 
 
@@ -69,7 +71,7 @@ def worker_counts(n: ArrayLike, f: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     if np.any(negative):
         raise ValueError(f"f={f_float[negative].flat[0]:g} must be >= 0")
     broken = 2 * f_float >= n_float
-    if np.any(broken):
-        bad_f, bad_n = f_float[broken].flat[0], n_float[broken].flat[0]
-        raise ValueError(f"f={bad_f:g} must satisfy 2f < n={bad_n:g} (2f={2 * bad_f:g})")
+    if np.any(broken):  # the first offending pair, with check_workers's message
+        bad_f, bad_n = int(f_float[broken].flat[0]), int(n_float[broken].flat[0])
+        check_workers(n=bad_n, f=bad_f, detail=f" (2f={2 * bad_f})")
     return n_float, f_float
