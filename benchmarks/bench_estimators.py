@@ -36,14 +36,14 @@ interleaved ``time.perf_counter`` runs, after one untimed warm-up per side (see
 They agree when they differ by less than 3 standard errors; "max abs diff" compares both
 libraries' attack + rule on one identical input.
 
-Floor: the random numbers an exact simulation must draw, timed in the same run on trilemma's
-device with torch's samplers — end to end, per trial the biases (d uniforms), the honest
-workers' success counts ((n − f)·d binomials, ``torch.binomial``) and their noise ((n − f)·d
-Gaussians, ``torch.randn``); for the protocol step alone, the noise. The tables give the floor's
-rate (trials/s) and trilemma's time over the floor's. ``--quick`` runs d = 64 only (the
-targets' dimension), best of 2; ``--device cuda`` runs trilemma and the floors on the GPU
-(byzfl's loop stays on the CPU). A faster exact sampler than torch's can beat this floor
-(trilemma / floor below 1).
+Floor: the random numbers an exact simulation must draw, timed in the same run — end to end,
+per trial the biases (d uniforms), the honest workers' averages drawn from their Binomial
+success counts ((n − f)·d draws by the fastest exact sampler at hand, trilemma's inversion
+kernel ``marginal_averages``, on the CPU; ``torch.binomial`` is 3× slower) and their noise
+((n − f)·d Gaussians, ``torch.randn`` on trilemma's device); for the protocol step alone, the
+noise. The tables give the floor's rate (trials/s) and trilemma's time over the floor's.
+``--quick`` runs d = 64 only (the targets' dimension), best of 2; ``--device cuda`` runs
+trilemma and the noise on the GPU (byzfl's loop stays on the CPU).
 
 byzfl is imported without its ``__init__`` (see ``benchmarks/_byzfl.py``).
 """
@@ -242,7 +242,8 @@ def _seed(run: int) -> int:
 
 def draws(trials: int, d: int, device: torch.device, *, data: bool) -> Callable[[int], object]:
     """The floor: per trial, the honest workers' noise ((n − f)·d Gaussians) and, when
-    ``data``, their biases (d uniforms) and success counts ((n − f)·d binomials)."""
+    ``data``, their biases (d uniforms) and worker averages ((n − f)·d binomial counts, drawn
+    by the fastest exact sampler at hand, :func:`trilemma.estimators.marginal_averages`)."""
     shape = (trials, N - F, d)
 
     def draw(seed: int) -> object:
@@ -250,10 +251,10 @@ def draws(trials: int, d: int, device: torch.device, *, data: bool) -> Callable[
         noise = torch.randn(shape, generator=generator, device=device, dtype=torch.float64)
         if not data:
             return noise
-        # success probability (1 + p)/2 of a bias p uniform in [−1, 1]: uniform in [0, 1]
-        probs = torch.rand((trials, 1, d), generator=generator, device=device, dtype=noise.dtype)
-        count = torch.full(shape, float(M), device=device, dtype=noise.dtype)
-        return torch.binomial(count, probs.expand(shape), generator=generator), noise
+        cpu = torch.Generator().manual_seed(seed)
+        biases = product_biases(d=d, batch_shape=trials, generator=cpu)
+        averages = marginal_averages(biases, n=N - F, m=M, generator=cpu).to(device)
+        return averages, noise
 
     return draw
 
