@@ -106,6 +106,18 @@ def test_a_numba_kernel_leaves_torchs_single_thread_alone() -> None:
     assert _run(code, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS=None).strip() == "1"
 
 
+def test_numba_loaded_before_trilemma_keeps_its_thread_count(tmp_path: Path) -> None:
+    # numba re-reads NUMBA_NUM_THREADS at every compilation and raises when it differs from
+    # its running pool: trilemma must not set it once numba is loaded (cold cache: compiles).
+    code = (
+        "import numba, torch, trilemma; from trilemma import aggregators; "
+        "x = torch.randn(10, 100_000); aggregators.get('cwtm', f=2)(x); "
+        "aggregators.get('gm', f=2)(x); print(numba.get_num_threads())"
+    )
+    out = _run(code, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS=None, NUMBA_CACHE_DIR=str(tmp_path))
+    assert out.strip() == str(numba.config.NUMBA_DEFAULT_NUM_THREADS)
+
+
 def test_importing_trilemma_sets_the_passive_policy_unless_the_user_did() -> None:
     code = "import os, trilemma; print(os.environ['OMP_WAIT_POLICY'])"
     assert _run(code, OMP_WAIT_POLICY=None).strip() == "PASSIVE"

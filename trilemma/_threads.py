@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import sys
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 
@@ -94,7 +95,8 @@ def usable_cores(*, cgroup_root: Path = _CGROUP) -> int:
 
 def set_environment_defaults(environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
     """Put :data:`ENVIRONMENT_DEFAULTS` into ``environ`` where the user has not set them, and
-    ``NUMBA_NUM_THREADS`` = ``OMP_NUM_THREADS`` where the user set only the latter.
+    ``NUMBA_NUM_THREADS`` = ``OMP_NUM_THREADS`` where the user set only the latter (and numba is
+    not loaded yet).
 
     Call it before torch or numba is imported: libgomp reads ``OMP_WAIT_POLICY`` once, when it is
     loaded.
@@ -113,8 +115,11 @@ def set_environment_defaults(environ: MutableMapping[str, str] | None = None) ->
     added = {key: value for key, value in ENVIRONMENT_DEFAULTS.items() if key not in target}
     # numba sizes its pool from the cores, not from OMP_NUM_THREADS, and its omp layer then
     # sets that size in the libgomp torch shares: a user's OMP_NUM_THREADS=1 would become 2
-    # torch threads after the first numba kernel. Let numba follow the user's setting.
-    if "OMP_NUM_THREADS" in target and "NUMBA_NUM_THREADS" not in target:
+    # torch threads after the first numba kernel. Let numba follow the user's setting, unless
+    # numba is loaded already: it re-reads the variable at every compilation and refuses a
+    # value other than the one its running pool started with.
+    numba_loaded = environ is None and "numba" in sys.modules
+    if "OMP_NUM_THREADS" in target and "NUMBA_NUM_THREADS" not in target and not numba_loaded:
         added["NUMBA_NUM_THREADS"] = target["OMP_NUM_THREADS"]
     target.update(added)
     return added
