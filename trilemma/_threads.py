@@ -35,6 +35,7 @@ __all__ = [
     "ENVIRONMENT_DEFAULTS",
     "cap_threads",
     "limited",
+    "numba_limited",
     "set_environment_defaults",
     "usable_cores",
 ]
@@ -178,15 +179,23 @@ def limited(threads: int = 1) -> Iterator[None]:
     ValueError
         If ``threads`` is below 1.
     """
-    import numba
     from threadpoolctl import threadpool_limits
 
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be an integer ≥ 1, got {threads!r}")
+    with numba_limited(threads), threadpool_limits(limits=threads):
+        yield
+
+
+@contextlib.contextmanager
+def numba_limited(threads: int) -> Iterator[None]:
+    """Run the block with at most ``threads`` (≥ 1) threads in numba's pool, restoring its
+    size afterwards."""
+    import numba
+
     before = numba.get_num_threads()
     numba.set_num_threads(min(before, threads))
     try:
-        with threadpool_limits(limits=threads):
-            yield
+        yield
     finally:
         numba.set_num_threads(before)

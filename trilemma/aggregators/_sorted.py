@@ -19,13 +19,14 @@ merge-sort network, vectorised across coordinates in cache-sized column blocks: 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from functools import cache
 
 import numba
 import numpy as np
 import torch
+
+from trilemma._threads import numba_limited
 
 __all__ = ["numba_threads", "sorted_reduce"]
 
@@ -62,18 +63,11 @@ def _batcher_network(n: int) -> np.ndarray:
 _SERIAL_BELOW = 1 << 15
 
 
-@contextmanager
-def numba_threads(entries: int) -> Iterator[None]:
+def numba_threads(entries: int) -> AbstractContextManager[None]:
     """Run the numba kernels of the block on one thread when the input has fewer than
     ``_SERIAL_BELOW`` entries (waking the pool costs more than the work); the pool's thread
     count is restored on exit."""
-    threads = numba.get_num_threads()
-    if entries < _SERIAL_BELOW:
-        numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(threads)
+    return numba_limited(1 if entries < _SERIAL_BELOW else numba.get_num_threads())
 
 
 @numba.njit(parallel=True, cache=True)
